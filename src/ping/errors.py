@@ -1,0 +1,99 @@
+"""One error family, rendered as one RFC 9457 ``application/problem+json`` shape."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+PROBLEM_JSON = "application/problem+json"
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One offending field: a JSON path such as ``instances[2][0]`` and why it was refused."""
+
+    field: str
+    reason: str
+
+
+class PingError(Exception):
+    """Base of every error Ping answers on purpose; carries its HTTP status."""
+
+    status = 500
+    title = "Internal Server Error"
+
+    def __init__(self, detail: str, errors: Sequence[FieldError] = ()) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = tuple(errors)
+
+    def body(self, instance: str, request_id: str | None) -> dict[str, Any]:
+        """The problem document: RFC 9457 members plus ``errors`` and ``request_id``."""
+        body: dict[str, Any] = {
+            "type": "about:blank",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "instance": instance,
+        }
+        if self.errors:
+            body["errors"] = [{"field": e.field, "reason": e.reason} for e in self.errors]
+        if request_id is not None:
+            body["request_id"] = request_id
+        return body
+
+
+class MalformedRequest(PingError):
+    status = 400
+    title = "Bad Request"
+
+
+class NotFound(PingError):
+    status = 404
+    title = "Not Found"
+
+
+class MethodNotAllowed(PingError):
+    status = 405
+    title = "Method Not Allowed"
+
+
+class PayloadTooLarge(PingError):
+    status = 413
+    title = "Content Too Large"
+
+
+class UnsupportedMediaType(PingError):
+    status = 415
+    title = "Unsupported Media Type"
+
+
+class InvalidInput(PingError):
+    status = 422
+    title = "Unprocessable Content"
+
+
+class ModelNotReady(PingError):
+    status = 503
+    title = "Service Unavailable"
+
+
+def json_path(loc: Sequence[int | str]) -> str:
+    """Render a pydantic ``loc`` tuple as a JSON path: ``("instances", 2, 0)`` -> ``instances[2][0]``."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else part)
+    return path or "body"
+
+
+def from_validation_error(exc: ValidationError, prefix: Sequence[int | str] = ()) -> PingError:
+    """Turn a pydantic error into a 400 (unparseable JSON) or a 422 that names each field."""
+    errors = exc.errors(include_url=False, include_context=False, include_input=False)
+    if any(e["type"] == "json_invalid" for e in errors):
+        return MalformedRequest(f"request body is not valid JSON: {errors[0]['msg']}",
+                                [FieldError("body", errors[0]["msg"])])
+    fields = [FieldError(json_path((*prefix, *e["loc"])), e["msg"]) for e in errors]
+    summary = "; ".join(f"{f.field}: {f.reason}" for f in fields[:3])
+    more = f" (and {len(fields) - 3} more)" if len(fields) > 3 else ""
+    return InvalidInput(f"invalid request: {summary}{more}", fields)

@@ -1,0 +1,59 @@
+"""Service configuration, read from ``PING_*`` environment variables.
+
+This class is the configuration reference: the README's config table mirrors it,
+and a test keeps the two in step.
+"""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything Ping can be configured with."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PING_",
+        extra="forbid",
+        frozen=True,
+        use_attribute_docstrings=True,
+    )
+
+    model_dir: Path = Path("models/iris")
+    """Artifact directory holding `model.joblib` and `metadata.json`."""
+
+    host: str = "127.0.0.1"
+    """Address to bind; the image sets `0.0.0.0`."""
+
+    port: int = Field(default=9696, ge=1, le=65535)
+    """TCP port to listen on."""
+
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    """Log level for the service's own and uvicorn's loggers."""
+
+    access_log: bool = True
+    """Write one JSON log line per request."""
+
+    max_rows: int = Field(default=1000, ge=1)
+    """Most rows one request may carry, for `/predict` and V2 infer alike."""
+
+    max_body_bytes: int = Field(default=1_048_576, ge=64)
+    """Largest request body accepted; larger bodies get 413."""
+
+    allow_version_mismatch: bool = False
+    """Serve a model pickled by another scikit-learn version instead of staying not-ready."""
+
+    drain_seconds: float = Field(default=0.0, ge=0)
+    """After SIGTERM, keep serving with readiness at 503 this long, so load balancers
+    stop sending traffic before the listener closes."""
+
+    shutdown_grace_seconds: float = Field(default=20.0, gt=0)
+    """After draining, how long in-flight requests get to finish before they are cancelled."""
+
+    batch_max_rows: int = Field(default=256, ge=1)
+    """Micro-batching: most rows stacked into one `predict` call (1 turns batching off)."""
+
+    batch_max_wait_us: int = Field(default=0, ge=0)
+    """Micro-batching: how long a batch may wait for more rows, in microseconds."""

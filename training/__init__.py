@@ -1,0 +1,1 @@
+"""Training: fits the bundled example models and writes Ping's artifacts."""
