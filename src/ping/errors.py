@@ -1,6 +1,6 @@
 """One error family, rendered as one RFC 9457 ``application/problem+json`` shape."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,20 +80,28 @@ class ModelNotReady(PingError):
 
 
 def json_path(loc: Sequence[int | str]) -> str:
-    """Render a pydantic ``loc`` tuple as a JSON path: ``("instances", 2, 0)`` -> ``instances[2][0]``."""
+    """A pydantic ``loc`` as a JSON path: ``("instances", 2, 0)`` -> ``instances[2][0]``."""
     path = ""
     for part in loc:
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else part)
     return path or "body"
 
 
-def from_validation_error(exc: ValidationError, prefix: Sequence[int | str] = ()) -> PingError:
+def from_validation_error(exc: ValidationError) -> PingError:
     """Turn a pydantic error into a 400 (unparseable JSON) or a 422 that names each field."""
-    errors = exc.errors(include_url=False, include_context=False, include_input=False)
+    return from_error_list(
+        exc.errors(include_url=False, include_context=False, include_input=False)
+    )
+
+
+def from_error_list(errors: Sequence[Mapping[str, Any]]) -> PingError:
+    """Pydantic-style error dicts (``type``, ``loc``, ``msg``) as one PingError."""
     if any(e["type"] == "json_invalid" for e in errors):
-        return MalformedRequest(f"request body is not valid JSON: {errors[0]['msg']}",
-                                [FieldError("body", errors[0]["msg"])])
-    fields = [FieldError(json_path((*prefix, *e["loc"])), e["msg"]) for e in errors]
+        return MalformedRequest(
+            f"request body is not valid JSON: {errors[0]['msg']}",
+            [FieldError("body", errors[0]["msg"])],
+        )
+    fields = [FieldError(json_path(e["loc"]), e["msg"]) for e in errors]
     summary = "; ".join(f"{f.field}: {f.reason}" for f in fields[:3])
     more = f" (and {len(fields) - 3} more)" if len(fields) > 3 else ""
     return InvalidInput(f"invalid request: {summary}{more}", fields)

@@ -87,8 +87,9 @@ def read_metadata(model_dir: Path) -> ModelMetadata:
         where = ".".join(str(p) for p in first["loc"]) or "document"
         raise ArtifactError(f"{path}: invalid metadata at {where}: {first['msg']}") from None
     if len(metadata.classes) != len(metadata.class_names):
-        raise ArtifactError(f"{path}: {len(metadata.classes)} classes but "
-                            f"{len(metadata.class_names)} class_names")
+        raise ArtifactError(
+            f"{path}: {len(metadata.classes)} classes but {len(metadata.class_names)} class_names"
+        )
     return metadata
 
 
@@ -96,8 +97,10 @@ def version_problem(metadata: ModelMetadata) -> str | None:
     """Why this process should not serve the artifact's pickle, or None when versions agree."""
     if metadata.sklearn_version == sklearn.__version__:
         return None
-    return (f"model was pickled by scikit-learn {metadata.sklearn_version} but this process "
-            f"runs {sklearn.__version__}; retrain it, or set PING_ALLOW_VERSION_MISMATCH=true")
+    return (
+        f"model was pickled by scikit-learn {metadata.sklearn_version} but this process "
+        f"runs {sklearn.__version__}; retrain it, or set PING_ALLOW_VERSION_MISMATCH=true"
+    )
 
 
 def load_model(model_dir: Path) -> Model:
@@ -111,8 +114,10 @@ def load_model(model_dir: Path) -> Model:
     except OSError as exc:
         raise ArtifactError(f"{path}: cannot be read: {exc.strerror}") from None
     if actual != metadata.sha256:
-        raise ArtifactError(f"{path}: sha256 {actual[:16]}… does not match {METADATA_FILE}'s "
-                            f"{metadata.sha256[:16]}…; the file was altered or replaced")
+        raise ArtifactError(
+            f"{path}: sha256 {actual[:16]}… does not match {METADATA_FILE}'s "
+            f"{metadata.sha256[:16]}…; the file was altered or replaced"
+        )
     try:
         # A version mismatch warning is reported by version_problem(), once, by the caller.
         with warnings.catch_warnings():
@@ -124,6 +129,12 @@ def load_model(model_dir: Path) -> Model:
         raise ArtifactError(f"{path}: holds a {type(estimator).__name__}, which has no predict()")
     n_in = getattr(estimator, "n_features_in_", metadata.n_features)
     if n_in != metadata.n_features:
-        raise ArtifactError(f"{path}: model expects {n_in} features but {METADATA_FILE} "
-                            f"says {metadata.n_features}")
+        raise ArtifactError(
+            f"{path}: model expects {n_in} features but {METADATA_FILE} says {metadata.n_features}"
+        )
+    classes = [c.item() if hasattr(c, "item") else c for c in getattr(estimator, "classes_", [])]
+    if classes != metadata.classes:
+        raise ArtifactError(
+            f"{path}: model classes {classes} differ from {METADATA_FILE}'s {metadata.classes}"
+        )
     return Model(estimator=estimator, metadata=metadata, path=model_dir)

@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     """After SIGTERM, keep serving with readiness at 503 this long, so load balancers
     stop sending traffic before the listener closes."""
 
-    shutdown_grace_seconds: float = Field(default=20.0, gt=0)
+    shutdown_grace_seconds: int = Field(default=20, ge=1)
     """After draining, how long in-flight requests get to finish before they are cancelled."""
 
     batch_max_rows: int = Field(default=256, ge=1)

@@ -1,0 +1,124 @@
+"""Ping's own routes: predict, health, model metadata and metrics."""
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ping.errors import PROBLEM_JSON, InvalidInput, ModelNotReady
+from ping.model import Model
+from ping.schemas import PredictRequest, PredictResponse
+from ping.validation import read_body, rows_to_array
+
+router = APIRouter()
+
+_PROBLEM = {"model": dict[str, Any], "content": {PROBLEM_JSON: {}}}
+
+
+def json_response(body: Any, status_code: int = 200) -> Response:
+    """Compact JSON (``{"prediction":0}``), encoded by orjson, numpy-aware."""
+    return Response(
+        orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
+        status_code,
+        media_type="application/json",
+    )
+
+
+def loaded_model(request: Request) -> Model:
+    """The served model, or a 503 that says why there is none.
+
+    Predictions go on while draining: a load balancer may still route here until it
+    has seen readiness turn 503.
+    """
+    model: Model | None = request.app.state.model
+    if model is None:
+        raise ModelNotReady(request.app.state.readiness.reason or "model is not loaded")
+    return model
+
+
+@router.post(
+    "/predict",
+    summary="Predict one row or a batch",
+    response_model=PredictResponse,
+    response_model_exclude_none=True,
+    responses={400: _PROBLEM, 413: _PROBLEM, 415: _PROBLEM, 422: _PROBLEM, 503: _PROBLEM},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}
+            },
+        }
+    },
+)
+async def predict(request: Request) -> Response:
+    """`{"features": [...]}` answers `{"prediction": ...}`; `{"instances": [[...], ...]}`
+    answers `{"predictions": [...]}`. Class names and probabilities are opt-in."""
+    model = loaded_model(request)
+    settings = request.app.state.settings
+    body = await read_body(request, PredictRequest, settings.max_body_bytes)
+    if body.return_probabilities and not model.supports_probabilities:
+        raise InvalidInput("return_probabilities: this model has no predict_proba")
+    rows = rows_to_array(
+        body.rows,
+        n_features=model.metadata.n_features,
+        max_rows=settings.max_rows,
+        field=body.field,
+        batch=body.instances is not None,
+    )
+    result = await request.app.state.batcher.predict(
+        rows, want_probabilities=body.return_probabilities
+    )
+    names = request.app.state.class_names
+    labels = result.labels.tolist()
+    predicted_names = [names[label] for label in labels]
+    request.app.state.metrics.count_predictions(predicted_names)
+
+    answer: dict[str, Any]
+    if body.features is not None:
+        answer = {"prediction": labels[0]}
+        if body.return_class_names:
+            answer["class_name"] = predicted_names[0]
+        if body.return_probabilities:
+            answer["probabilities"] = dict(
+                zip(names.values(), result.probabilities[0].tolist(), strict=True)
+            )
+    else:
+        answer = {"predictions": labels}
+        if body.return_class_names:
+            answer["class_names"] = predicted_names
+        if body.return_probabilities:
+            answer["probabilities"] = [
+                dict(zip(names.values(), row, strict=True)) for row in result.probabilities.tolist()
+            ]
+    return json_response(answer)
+
+
+@router.get("/healthz", summary="Liveness: 200 while the process serves")
+async def healthz() -> Response:
+    return json_response({"status": "ok"})
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: 503 until the model is loaded and while draining",
+    responses={503: _PROBLEM},
+)
+async def readyz(request: Request) -> Response:
+    reason = request.app.state.readiness.reason
+    if reason is not None:
+        raise ModelNotReady(reason)
+    return json_response({"status": "ready"})
+
+
+@router.get("/metadata", summary="What the model artifact records", responses={503: _PROBLEM})
+async def metadata(request: Request) -> Response:
+    return json_response(loaded_model(request).metadata.model_dump(mode="json"))
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    return Response(
+        generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
+    )

@@ -1,0 +1,118 @@
+"""The app factory: wires settings, model, batcher, metrics and the error handler."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import orjson
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+import ping
+from ping import api
+from ping.batching import MicroBatcher
+from ping.errors import (
+    PROBLEM_JSON,
+    MethodNotAllowed,
+    NotFound,
+    PingError,
+    from_error_list,
+)
+from ping.health import Readiness
+from ping.metrics import Metrics
+from ping.middleware import ObservabilityMiddleware
+from ping.model import Model, load_model, version_problem
+from ping.settings import Settings
+
+logger = logging.getLogger("ping")
+
+
+def create_app(settings: Settings | None = None, model: Model | None = None) -> FastAPI:
+    """Build the app. The lifespan loads the model from ``settings.model_dir``
+    unless a loaded ``model`` is given (``python -m ping`` loads it first, to fail fast)."""
+    settings = settings or Settings()
+    metrics = Metrics()
+    readiness = Readiness()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loaded = model or load_model(settings.model_dir)
+        problem = version_problem(loaded.metadata)
+        if problem and not settings.allow_version_mismatch:
+            readiness.problem = problem
+            logger.error("model refused: %s", problem)
+            yield
+            return
+        if problem:
+            logger.warning("serving despite a version mismatch: %s", problem)
+        batcher = MicroBatcher(
+            loaded,
+            metrics,
+            max_rows=settings.batch_max_rows,
+            max_wait_us=settings.batch_max_wait_us,
+        )
+        batcher.start()
+        app.state.model = loaded
+        app.state.batcher = batcher
+        app.state.class_names = dict(
+            zip(loaded.metadata.classes, loaded.metadata.class_names, strict=True)
+        )
+        metrics.set_model(loaded.metadata)
+        readiness.model_loaded = True
+        logger.info(
+            "model loaded",
+            extra={
+                "model": loaded.metadata.name,
+                "version": loaded.metadata.version,
+                "sha256": loaded.metadata.sha256,
+            },
+        )
+        try:
+            yield
+        finally:
+            readiness.draining = True
+            await batcher.close()
+
+    app = FastAPI(
+        title="Ping",
+        version=ping.__version__,
+        summary="A fast, safe scikit-learn inference service.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.readiness = readiness
+    app.state.model = None
+    app.include_router(api.router)
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics, access_log=settings.access_log)
+    app.add_exception_handler(PingError, problem_response)
+    app.add_exception_handler(RequestValidationError, problem_response)
+    app.add_exception_handler(HTTPException, problem_response)
+    app.add_exception_handler(Exception, problem_response)
+    return app
+
+
+async def problem_response(request: Request, exc: Exception) -> Response:
+    """The single error handler: every error becomes one problem+json shape."""
+    error: PingError
+    if isinstance(exc, PingError):
+        error = exc
+    elif isinstance(exc, RequestValidationError):
+        error = from_error_list(exc.errors())
+    elif isinstance(exc, HTTPException) and exc.status_code == 404:
+        error = NotFound(f"no route {request.url.path}; see /docs")
+    elif isinstance(exc, HTTPException) and exc.status_code == 405:
+        error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
+    elif isinstance(exc, HTTPException):
+        error = PingError(str(exc.detail))
+        error.status = exc.status_code
+    else:
+        logger.exception("unhandled error", exc_info=exc)
+        error = PingError("internal error; the request id identifies it in the logs")
+    body = error.body(request.url.path, getattr(request.state, "request_id", None))
+    if request.url.path.startswith("/v2"):
+        body["error"] = error.detail  # the Open Inference Protocol's error member
+    return Response(orjson.dumps(body), error.status, media_type=PROBLEM_JSON)

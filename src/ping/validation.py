@@ -1,0 +1,87 @@
+"""The one input validator: request bodies and rows, for /predict and V2 alike."""
+
+from collections.abc import Sequence
+from typing import TypeVar
+
+import numpy as np
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+
+from ping.errors import (
+    FieldError,
+    InvalidInput,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    from_validation_error,
+)
+
+Body = TypeVar("Body", bound=BaseModel)
+
+
+def _is_json(content_type: str) -> bool:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+async def read_body(request: Request, schema: type[Body], max_bytes: int) -> Body:
+    """Read a JSON body of at most ``max_bytes`` and validate it against ``schema``.
+
+    Raises 415 for a non-JSON content type, 413 past the limit (without reading
+    further), 400 for malformed JSON and 422 naming each invalid field.
+    """
+    content_type = request.headers.get("content-type", "")
+    if not _is_json(content_type):
+        got = f"got {content_type!r}" if content_type else "no Content-Type was sent"
+        raise UnsupportedMediaType(
+            f"expected Content-Type: application/json, {got}", [FieldError("Content-Type", got)]
+        )
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(max_bytes)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise _too_large(max_bytes)
+        chunks.append(chunk)
+    try:
+        return schema.model_validate_json(b"".join(chunks))
+    except ValidationError as exc:
+        raise from_validation_error(exc) from None
+
+
+def _too_large(max_bytes: int) -> PayloadTooLarge:
+    reason = f"body is larger than the {max_bytes}-byte limit (PING_MAX_BODY_BYTES)"
+    return PayloadTooLarge(reason, [FieldError("body", reason)])
+
+
+def rows_to_array(
+    rows: Sequence[Sequence[float]], *, n_features: int, max_rows: int, field: str, batch: bool
+) -> np.ndarray:
+    """Check row count and width, then stack the rows into a float64 matrix.
+
+    ``field`` names the body member for error messages; ``batch`` says whether rows
+    are addressed as ``field[i]`` (a batch) or as ``field`` itself (a single row).
+    """
+    if not rows:
+        raise InvalidInput(
+            f"{field}: at least one row is required",
+            [FieldError(field, "at least one row is required")],
+        )
+    if len(rows) > max_rows:
+        reason = f"at most {max_rows} rows per request (PING_MAX_ROWS), got {len(rows)}"
+        raise InvalidInput(f"{field}: {reason}", [FieldError(field, reason)])
+    errors = [
+        FieldError(
+            f"{field}[{i}]" if batch else field, f"expected {n_features} features, got {len(row)}"
+        )
+        for i, row in enumerate(rows)
+        if len(row) != n_features
+    ]
+    if errors:
+        more = f" (and {len(errors) - 1} more rows)" if len(errors) > 1 else ""
+        raise InvalidInput(f"{errors[0].field}: {errors[0].reason}{more}", errors)
+    return np.asarray(rows, dtype=np.float64)
