@@ -1,0 +1,71 @@
+# Ping's image: builder (venv from the lockfile), trainer (bakes the model), runtime (slim).
+#
+#   docker build -t ping:v001 .
+#
+# Air-gapped builds point pip at a mirror or a wheelhouse with build args, e.g.
+#   --build-arg PIP_INDEX_URL=https://mirror.example/simple
+#   --build-arg PIP_NO_INDEX=1 --build-arg PIP_FIND_LINKS=http://127.0.0.1:8765/
+
+# One base for all three stages: the venv's interpreter symlink and its compiled
+# wheels must match the runtime's Python exactly. A tag, not a digest, so that an
+# offline build can use a locally made image of the same name (scripts/docker-standin.sh).
+ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS builder
+# Unset unless given: pip then reads them from the environment of the RUN below.
+ARG PIP_INDEX_URL
+ARG PIP_FIND_LINKS
+ARG PIP_NO_INDEX
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1
+RUN python -m venv /opt/venv
+COPY requirements.lock /tmp/requirements.lock
+# Wheels only and every hash checked: the same pins development, training and serving use.
+# Then drop what only installing needs (pip, setuptools) and the packages' own test
+# suites, none of which the service imports; that keeps our layers well under 300 MB.
+RUN /opt/venv/bin/pip install --no-cache-dir --only-binary=:all: --require-hashes \
+        -r /tmp/requirements.lock \
+ && /opt/venv/bin/pip uninstall --no-cache-dir --yes pip setuptools \
+ && find /opt/venv/lib/python3.11/site-packages -depth -type d -name tests \
+        -path '*/site-packages/*/tests' -exec rm -rf {} +
+
+FROM builder AS trainer
+# Deterministic: seeded training, and created_at pinned by SOURCE_DATE_EPOCH
+# (`make image` passes the commit time).
+ARG SOURCE_DATE_EPOCH=1767225600
+WORKDIR /build
+COPY training/ training/
+RUN /opt/venv/bin/python -m training.train --output-dir /build/models/iris
+
+FROM ${PYTHON_IMAGE} AS runtime
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PING_HOST=0.0.0.0 \
+    PING_PORT=9696 \
+    PING_MODEL_DIR=/app/models/iris
+WORKDIR /app
+# Ordered by how often they change: dependencies, then the model, then our code.
+COPY --from=builder /opt/venv /opt/venv
+COPY --from=trainer /build/models/ /app/models/
+# The package goes straight into site-packages instead of being built: it is pure
+# Python and the CMD runs it with `-m`, so a wheel build would only add setuptools>=77
+# (a build dependency outside the runtime lock) and tie this small, most often
+# changed layer to the large venv layer above.
+COPY src/ping/ /opt/venv/lib/python3.11/site-packages/ping/
+# Numeric, so that Kubernetes can verify runAsNonRoot; the chart's runAsUser matches.
+USER 10001:10001
+EXPOSE 9696
+# Last, so that a new revision does not invalidate any layer above.
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG SOURCE=unknown
+LABEL org.opencontainers.image.title="ping" \
+      org.opencontainers.image.description="A fast, safe scikit-learn inference service." \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="${SOURCE}"
+# One uvicorn process per container; scale with replicas. The chart's contract
+# test parses this line, so keep it the last CMD.
+CMD ["python", "-m", "ping"]
