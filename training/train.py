@@ -113,19 +113,35 @@ def train(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output-dir", type=Path, default=Path("models/iris"),
-                        help="artifact directory to write (default: %(default)s)")
-    parser.add_argument("--estimator", choices=ESTIMATORS, default="logreg",
-                        help="classifier after the scaler (default: %(default)s)")
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path("models/iris"),
+        help="artifact directory to write (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--estimator",
+        choices=ESTIMATORS,
+        default="logreg",
+        help="classifier after the scaler (default: %(default)s)",
+    )
     parser.add_argument("--name", default="iris", help="model name (default: %(default)s)")
     parser.add_argument("--model-version", default="1", help="model version (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=42, help="random seed (default: %(default)s)")
     args = parser.parse_args(argv)
-    metadata = train(args.output_dir, estimator=args.estimator, name=args.name,
-                     version=args.model_version, seed=args.seed)
-    print(f"wrote {args.output_dir}/ ({metadata['name']} v{metadata['version']}, "
-          f"{metadata['estimator']}): accuracy {metadata['metrics']['accuracy']:.3f}, "
-          f"f1_macro {metadata['metrics']['f1_macro']:.3f}", file=sys.stderr)
+    metadata = train(
+        args.output_dir,
+        estimator=args.estimator,
+        name=args.name,
+        version=args.model_version,
+        seed=args.seed,
+    )
+    print(
+        f"wrote {args.output_dir}/ ({metadata['name']} v{metadata['version']}, "
+        f"{metadata['estimator']}): accuracy {metadata['metrics']['accuracy']:.3f}, "
+        f"f1_macro {metadata['metrics']['f1_macro']:.3f}",
+        file=sys.stderr,
+    )
     return 0
 
 

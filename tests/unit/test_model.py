@@ -1,0 +1,111 @@
+"""Artifact loading: a good artifact loads; a missing, corrupt or tampered one is refused."""
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sklearn
+from fastapi.testclient import TestClient
+from tests.conftest import SEED_ROW
+
+from ping.app import create_app
+from ping.model import ArtifactError, load_model, read_metadata, version_problem
+from ping.settings import Settings
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def artifact(model_dir: Path, tmp_path: Path) -> Path:
+    """A private copy of the trained artifact, free to damage."""
+    return Path(shutil.copytree(model_dir, tmp_path / "artifact"))
+
+
+def _edit_metadata(artifact: Path, **changes: object) -> None:
+    path = artifact / "metadata.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
+def test_trained_artifact_loads_and_predicts(model_dir: Path) -> None:
+    model = load_model(model_dir)
+
+    assert model.metadata.n_features == 4
+    assert model.predict(np.array([SEED_ROW])).tolist() == [0]
+    assert model.predict_proba(np.array([SEED_ROW])).shape == (1, 3)
+
+
+def test_missing_directory_names_the_metadata_file(tmp_path: Path) -> None:
+    with pytest.raises(ArtifactError, match=r"missing/metadata\.json: not found"):
+        load_model(tmp_path / "missing")
+
+
+def test_missing_model_file_is_named(artifact: Path) -> None:
+    (artifact / "model.joblib").unlink()
+
+    with pytest.raises(ArtifactError, match=r"model\.joblib: not found"):
+        load_model(artifact)
+
+
+def test_tampered_model_fails_the_checksum(artifact: Path) -> None:
+    with (artifact / "model.joblib").open("ab") as f:
+        f.write(b"\0")
+
+    with pytest.raises(ArtifactError, match=r"model\.joblib: sha256 .* does not match"):
+        load_model(artifact)
+
+
+def test_corrupt_model_with_matching_checksum_is_refused_cleanly(artifact: Path) -> None:
+    (artifact / "model.joblib").write_bytes(b"not a pickle")
+    _edit_metadata(artifact, sha256=hashlib.sha256(b"not a pickle").hexdigest())
+
+    with pytest.raises(ArtifactError, match=r"model\.joblib: cannot be unpickled"):
+        load_model(artifact)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", r"invalid metadata at document"),
+        ('{"name": "iris"}', r"invalid metadata at version: Field required"),
+    ],
+)
+def test_invalid_metadata_is_named(artifact: Path, content: str, message: str) -> None:
+    (artifact / "metadata.json").write_text(content)
+
+    with pytest.raises(ArtifactError, match=message):
+        read_metadata(artifact)
+
+
+def test_metadata_disagreeing_with_model_is_refused(artifact: Path) -> None:
+    _edit_metadata(artifact, n_features=5)
+
+    with pytest.raises(ArtifactError, match=r"model expects 4 features but metadata\.json says 5"):
+        load_model(artifact)
+
+
+def test_version_problem_only_when_sklearn_versions_differ(model_dir: Path) -> None:
+    metadata = read_metadata(model_dir)
+    other = metadata.model_copy(update={"sklearn_version": "0.24.2"})
+
+    assert version_problem(metadata) is None
+    problem = version_problem(other)
+    assert problem is not None
+    assert "0.24.2" in problem
+    assert sklearn.__version__ in problem
+
+
+def test_version_mismatch_stays_not_ready_unless_allowed(artifact: Path) -> None:
+    _edit_metadata(artifact, sklearn_version="0.24.2")
+
+    with TestClient(create_app(Settings(model_dir=artifact))) as strict:
+        ready = strict.get("/readyz")
+        assert ready.status_code == 503
+        assert "pickled by scikit-learn 0.24.2" in ready.json()["detail"]
+        assert strict.post("/predict", json={"features": SEED_ROW}).status_code == 503
+    lenient = Settings(model_dir=artifact, allow_version_mismatch=True)
+    with TestClient(create_app(lenient)) as allowed:
+        assert allowed.get("/readyz").status_code == 200
+        assert allowed.post("/predict", json={"features": SEED_ROW}).json() == {"prediction": 0}

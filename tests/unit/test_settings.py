@@ -1,0 +1,52 @@
+"""Settings come from PING_* variables, are validated, and are all documented."""
+
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+from tests.conftest import REPO
+
+from ping.settings import Settings
+
+pytestmark = pytest.mark.unit
+
+
+def test_defaults_serve_the_bundled_model_on_9696() -> None:
+    settings = Settings()
+
+    assert settings.port == 9696
+    assert settings.model_dir == Path("models/iris")
+    assert settings.allow_version_mismatch is False
+
+
+def test_environment_variables_with_prefix_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PING_PORT", "8081")
+    monkeypatch.setenv("PING_ALLOW_VERSION_MISMATCH", "true")
+    monkeypatch.setenv("PING_MODEL_DIR", "/srv/model")
+
+    settings = Settings()
+
+    assert (settings.port, settings.allow_version_mismatch) == (8081, True)
+    assert settings.model_dir == Path("/srv/model")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("PING_PORT", "0"), ("PING_PORT", "http"), ("PING_LOG_LEVEL", "loud"), ("PING_MAX_ROWS", "0")],
+)
+def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+
+    with pytest.raises(ValidationError):
+        Settings()
+
+
+def test_every_setting_is_documented_and_in_the_readme_config_table() -> None:
+    readme = (REPO / "README.md").read_text()
+    table = set(re.findall(r"^\| `(PING_[A-Z_]+)` \|", readme, flags=re.MULTILINE))
+
+    for name, field in Settings.model_fields.items():
+        assert field.description, f"{name} has no docstring"
+        assert f"PING_{name.upper()}" in table, f"PING_{name.upper()} missing from README"
+    assert len(table) == len(Settings.model_fields)
