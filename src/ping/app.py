@@ -107,8 +107,7 @@ async def problem_response(request: Request, exc: Exception) -> Response:
     elif isinstance(exc, HTTPException) and exc.status_code == 405:
         error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
     elif isinstance(exc, HTTPException):
-        error = PingError(str(exc.detail))
-        error.status = exc.status_code
+        error = PingError(str(exc.detail), status=exc.status_code)
     else:
         logger.exception("unhandled error", exc_info=exc)
         error = PingError("internal error; the request id identifies it in the logs")

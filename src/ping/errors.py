@@ -2,6 +2,7 @@
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 from pydantic import ValidationError
@@ -23,10 +24,15 @@ class PingError(Exception):
     status = 500
     title = "Internal Server Error"
 
-    def __init__(self, detail: str, errors: Sequence[FieldError] = ()) -> None:
+    def __init__(
+        self, detail: str, errors: Sequence[FieldError] = (), *, status: int | None = None
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = tuple(errors)
+        if status is not None:  # for HTTP errors raised by the framework itself
+            self.status = status
+            self.title = HTTPStatus(status).phrase
 
     def body(self, instance: str, request_id: str | None) -> dict[str, Any]:
         """The problem document: RFC 9457 members plus ``errors`` and ``request_id``."""

@@ -68,7 +68,8 @@ class ObservabilityMiddleware:
 
 
 def _request_id(scope: Scope) -> str:
+    value: bytes
     for name, value in scope["headers"]:
         if name == b"x-request-id" and _CLIENT_ID.fullmatch(value):
-            return str(value.decode())
+            return value.decode()
     return uuid.uuid4().hex
