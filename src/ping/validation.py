@@ -25,14 +25,17 @@ def _is_json(content_type: str) -> bool:
     )
 
 
-async def read_body(request: Request, schema: type[Body], max_bytes: int) -> Body:
+async def read_body(
+    request: Request, schema: type[Body], max_bytes: int, *, untyped_is_json: bool = False
+) -> Body:
     """Read a JSON body of at most ``max_bytes`` and validate it against ``schema``.
 
     Raises 415 for a non-JSON content type, 413 past the limit (without reading
-    further), 400 for malformed JSON and 422 naming each invalid field.
+    further), 400 for malformed JSON and 422 naming each invalid field. With
+    ``untyped_is_json``, a body sent without any Content-Type is read as JSON.
     """
     content_type = request.headers.get("content-type", "")
-    if not _is_json(content_type):
+    if not _is_json(content_type) and not (untyped_is_json and not content_type):
         got = f"got {content_type!r}" if content_type else "no Content-Type was sent"
         raise UnsupportedMediaType(
             f"expected Content-Type: application/json, {got}", [FieldError("Content-Type", got)]
@@ -66,18 +69,9 @@ def rows_to_array(
     ``field`` names the body member for error messages; ``batch`` says whether rows
     are addressed as ``field[i]`` (a batch) or as ``field`` itself (a single row).
     """
-    if not rows:
-        raise InvalidInput(
-            f"{field}: at least one row is required",
-            [FieldError(field, "at least one row is required")],
-        )
-    if len(rows) > max_rows:
-        reason = f"at most {max_rows} rows per request (PING_MAX_ROWS), got {len(rows)}"
-        raise InvalidInput(f"{field}: {reason}", [FieldError(field, reason)])
+    check_row_count(len(rows), max_rows=max_rows, field=field)
     errors = [
-        FieldError(
-            f"{field}[{i}]" if batch else field, f"expected {n_features} features, got {len(row)}"
-        )
+        FieldError(f"{field}[{i}]" if batch else field, _width_reason(n_features, len(row)))
         for i, row in enumerate(rows)
         if len(row) != n_features
     ]
@@ -85,3 +79,31 @@ def rows_to_array(
         more = f" (and {len(errors) - 1} more rows)" if len(errors) > 1 else ""
         raise InvalidInput(f"{errors[0].field}: {errors[0].reason}{more}", errors)
     return np.asarray(rows, dtype=np.float64)
+
+
+def check_row_count(n_rows: int, *, max_rows: int, field: str) -> None:
+    """At least one row and at most ``max_rows`` (PING_MAX_ROWS)."""
+    if n_rows == 0:
+        raise InvalidInput(
+            f"{field}: at least one row is required",
+            [FieldError(field, "at least one row is required")],
+        )
+    if n_rows > max_rows:
+        reason = f"at most {max_rows} rows per request (PING_MAX_ROWS), got {n_rows}"
+        raise InvalidInput(f"{field}: {reason}", [FieldError(field, reason)])
+
+
+def check_matrix_shape(shape: Sequence[int], *, n_features: int, max_rows: int, field: str) -> None:
+    """The row-count and width rules of ``rows_to_array``, for input that declares its
+    shape up front (a V2 tensor), checked before its data is read."""
+    if len(shape) != 2:
+        reason = f"expected [rows, {n_features}], got {list(shape)}"
+        raise InvalidInput(f"{field}: {reason}", [FieldError(field, reason)])
+    check_row_count(shape[0], max_rows=max_rows, field=field)
+    if shape[1] != n_features:
+        reason = _width_reason(n_features, shape[1])
+        raise InvalidInput(f"{field}: {reason}", [FieldError(field, reason)])
+
+
+def _width_reason(n_features: int, got: int) -> str:
+    return f"expected {n_features} features, got {got}"
