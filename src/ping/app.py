@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 import ping
-from ping import api
+from ping import api, v2
 from ping.batching import MicroBatcher
 from ping.errors import (
     PROBLEM_JSON,
@@ -87,6 +87,7 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
     app.state.readiness = readiness
     app.state.model = None
     app.include_router(api.router)
+    app.include_router(v2.router)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics, access_log=settings.access_log)
     app.add_exception_handler(PingError, problem_response)
     app.add_exception_handler(RequestValidationError, problem_response)

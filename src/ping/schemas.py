@@ -1,6 +1,6 @@
-"""Request and response bodies of ``POST /predict``."""
+"""Request and response bodies: ``POST /predict`` and the Open Inference Protocol (V2)."""
 
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -53,3 +53,76 @@ class PredictResponse(BaseModel):
     class_name: str | None = None
     class_names: list[str] | None = None
     probabilities: dict[str, float] | list[dict[str, float]] | None = None
+
+
+# Open Inference Protocol (V2 REST), as KServe, MLServer and Triton speak it.
+# The model is numeric, so BYTES, BOOL and FP16/BF16 (which JSON cannot carry) are refused.
+V2Datatype = Literal[
+    "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"
+]
+
+
+class V2InputTensor(BaseModel):
+    """One input tensor; ``data`` is checked against ``shape`` and ``datatype`` by ping.v2."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Any name: the model has one input.", examples=["input-0"])
+    shape: list[Annotated[int, Field(strict=True, ge=0)]] = Field(examples=[[1, 4]])
+    datatype: V2Datatype
+    parameters: dict[str, Any] | None = None
+    data: list[Any] | None = Field(
+        default=None,
+        description="Values in row-major order, flat or nested as the shape.",
+        examples=[[5.1, 3.5, 1.4, 0.2]],
+    )
+
+
+class V2RequestedOutput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(examples=["predict"])
+    parameters: dict[str, Any] | None = None
+
+
+class V2InferRequest(BaseModel):
+    """``inputs`` holds one ``[rows, n_features]`` tensor; ``outputs`` picks what comes back."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(default=None, description="Echoed in the response.")
+    # KServe's Python client sends the model name in the body too.
+    model_name: str | None = Field(default=None, description="If given, must match the URL.")
+    parameters: dict[str, Any] | None = None
+    inputs: list[V2InputTensor]
+    outputs: list[V2RequestedOutput] | None = Field(
+        default=None, description="Default: every output (`predict` and `predict_proba`)."
+    )
+
+
+class V2OutputTensor(BaseModel):
+    name: str
+    shape: list[int]
+    datatype: str
+    data: list[Any]
+
+
+class V2InferResponse(BaseModel):
+    model_name: str
+    model_version: str
+    id: str | None = None
+    outputs: list[V2OutputTensor]
+
+
+class V2MetadataTensor(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class V2ModelMetadata(BaseModel):
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[V2MetadataTensor]
+    outputs: list[V2MetadataTensor]

@@ -1,0 +1,313 @@
+"""The Open Inference Protocol (V2 REST) beside /predict: same validator, batcher and errors.
+
+Every model route also answers under ``/versions/{version}``. The model has one input,
+``[rows, n_features]`` in any numeric datatype (computed as FP64), and two outputs:
+``predict`` (class labels) and ``predict_proba`` (class probabilities, in
+``metadata.classes`` order). Outputs always come back as JSON ``data``; the binary and
+shared-memory tensor extensions are refused with a 4xx that says so.
+"""
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Request, Response
+from pydantic import TypeAdapter, ValidationError
+
+import ping
+from ping.api import json_response, loaded_model
+from ping.batching import Prediction
+from ping.errors import (
+    PROBLEM_JSON,
+    FieldError,
+    InvalidInput,
+    ModelNotReady,
+    NotFound,
+    UnsupportedMediaType,
+    from_error_list,
+)
+from ping.model import Model, ModelMetadata
+from ping.schemas import (
+    Feature,
+    V2InferRequest,
+    V2InferResponse,
+    V2InputTensor,
+    V2ModelMetadata,
+)
+from ping.validation import check_matrix_shape, read_body
+
+router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (V2)"])
+
+INPUT = "input-0"  # the name KServe's sklearn server gives its input; any name is accepted
+PREDICT = "predict"
+PREDICT_PROBA = "predict_proba"
+
+_PROBLEM = {"model": dict[str, Any], "content": {PROBLEM_JSON: {}}}
+_VERSION_PARAM = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"}}
+_INT_RANGES = {
+    name: np.iinfo(getattr(np, name.lower()))
+    for name in ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
+}
+_FP32_MAX = float(np.finfo(np.float32).max)
+_FLAT = TypeAdapter(list[Feature])
+_NESTED = TypeAdapter(list[list[Feature]])
+_BINARY_PARAMETERS = ("binary_data_size", "shared_memory_region")
+
+Endpoint = Callable[..., Any]
+
+
+def _model_route(path: str, method: str = "GET", **kwargs: Any) -> Callable[[Endpoint], Endpoint]:
+    """Register ``/models/{name}<path>`` and ``/models/{name}/versions/{version}<path>``.
+
+    The endpoint reads ``version`` from ``request.path_params``, so that the unversioned
+    route has no stray ``version`` query parameter.
+    """
+
+    extra = kwargs.pop("openapi_extra", {})
+
+    def register(endpoint: Endpoint) -> Endpoint:
+        router.add_api_route(
+            f"/models/{{name}}{path}", endpoint, methods=[method], openapi_extra=extra, **kwargs
+        )
+        router.add_api_route(
+            f"/models/{{name}}/versions/{{version}}{path}",
+            endpoint,
+            methods=[method],
+            openapi_extra={**extra, "parameters": [_VERSION_PARAM]},
+            **kwargs,
+        )
+        return endpoint
+
+    return register
+
+
+@router.get("", summary="Server metadata")
+async def server_metadata() -> Response:
+    return json_response({"name": "ping", "version": ping.__version__, "extensions": []})
+
+
+@router.get("/health/live", summary="Liveness: 200 while the process serves")
+async def live() -> Response:
+    return json_response({"live": True})
+
+
+@router.get(
+    "/health/ready",
+    summary="Readiness: 503 until the model is loaded and while draining",
+    responses={503: _PROBLEM},
+)
+async def ready(request: Request) -> Response:
+    reason = request.app.state.readiness.reason
+    if reason is not None:
+        raise ModelNotReady(reason)
+    return json_response({"ready": True})
+
+
+@_model_route("/ready", summary="Model readiness", responses={404: _PROBLEM, 503: _PROBLEM})
+async def model_ready(request: Request, name: str) -> Response:
+    model: Model | None = request.app.state.model
+    if model is not None:
+        _check_address(model.metadata, name, request.path_params.get("version"))
+    reason = request.app.state.readiness.reason
+    if reason is not None:
+        raise ModelNotReady(reason)
+    return json_response({"name": name, "ready": True})
+
+
+@_model_route(
+    "",
+    summary="Model metadata: the input and the outputs",
+    response_model=V2ModelMetadata,
+    responses={404: _PROBLEM, 503: _PROBLEM},
+)
+async def model_metadata(request: Request, name: str) -> Response:
+    model = _served_model(request, name)
+    meta = model.metadata
+    outputs = [{"name": PREDICT, "datatype": _label_datatype(meta), "shape": [-1]}]
+    if model.supports_probabilities:
+        n_classes = len(meta.classes)
+        outputs.append({"name": PREDICT_PROBA, "datatype": "FP64", "shape": [-1, n_classes]})
+    return json_response(
+        {
+            "name": meta.name,
+            "versions": [meta.version],
+            "platform": "sklearn",
+            "inputs": [{"name": INPUT, "datatype": "FP64", "shape": [-1, meta.n_features]}],
+            "outputs": outputs,
+        }
+    )
+
+
+@_model_route(
+    "/infer",
+    method="POST",
+    summary="Infer: one [rows, n_features] tensor in, predict and/or predict_proba out",
+    response_model=V2InferResponse,
+    response_model_exclude_none=True,
+    responses={n: _PROBLEM for n in (400, 404, 413, 415, 422, 503)},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": V2InferRequest.model_json_schema()}},
+        }
+    },
+)
+async def infer(request: Request, name: str) -> Response:
+    model = _served_model(request, name)
+    meta = model.metadata
+    if "inference-header-content-length" in request.headers:
+        reason = "binary tensor data is not supported; send the tensor as JSON `data`"
+        raise UnsupportedMediaType(reason, [FieldError("Inference-Header-Content-Length", reason)])
+    settings = request.app.state.settings
+    # tritonclient and KServe's client send infer bodies without a Content-Type.
+    body = await read_body(request, V2InferRequest, settings.max_body_bytes, untyped_is_json=True)
+    if body.model_name is not None and body.model_name != name:
+        reason = f"the body names {body.model_name!r} but the URL names {name!r}"
+        raise _invalid("model_name", reason)
+    wanted = _requested_outputs(body, model)
+    rows = tensor_rows(body.inputs, n_features=meta.n_features, max_rows=settings.max_rows)
+    result = await request.app.state.batcher.predict(
+        rows, want_probabilities=PREDICT_PROBA in wanted
+    )
+    names = request.app.state.class_names
+    request.app.state.metrics.count_predictions(names[label] for label in result.labels.tolist())
+
+    answer: dict[str, Any] = {"model_name": meta.name, "model_version": meta.version}
+    if body.id is not None:
+        answer["id"] = body.id
+    answer["outputs"] = [_output_tensor(output, result, meta) for output in wanted]
+    return json_response(answer)
+
+
+def _output_tensor(name: str, result: Prediction, meta: ModelMetadata) -> dict[str, Any]:
+    """One output tensor; numpy data is serialised by orjson, flat in row-major order."""
+    if name == PREDICT:
+        datatype = _label_datatype(meta)
+        labels = result.labels
+        data = labels.astype(np.int64) if datatype == "INT64" else labels.tolist()
+        return {"name": name, "shape": [len(labels)], "datatype": datatype, "data": data}
+    assert result.probabilities is not None  # asked for whenever predict_proba is wanted
+    probabilities = result.probabilities
+    return {
+        "name": name,
+        "shape": list(probabilities.shape),
+        "datatype": "FP64",
+        "data": probabilities.ravel(),
+    }
+
+
+def tensor_rows(inputs: Sequence[V2InputTensor], *, n_features: int, max_rows: int) -> np.ndarray:
+    """The request's one input tensor as a float64 ``[rows, n_features]`` matrix.
+
+    Raises a 422 naming the field for a wrong input count, shape, datatype, value
+    (non-finite, not a number, or out of the datatype's range) or data length.
+    """
+    if len(inputs) != 1:
+        raise _invalid("inputs", f"expected 1 input tensor [rows, {n_features}], got {len(inputs)}")
+    tensor = inputs[0]
+    check_matrix_shape(
+        tensor.shape, n_features=n_features, max_rows=max_rows, field="inputs[0].shape"
+    )
+    n_rows, width = tensor.shape
+    field = "inputs[0].data"
+    if tensor.data is None:
+        reason = "the tensor's values are required in `data`"
+        for parameter in _BINARY_PARAMETERS:
+            if parameter in (tensor.parameters or {}):
+                reason = (
+                    f"{parameter}: binary and shared-memory tensors are not supported; {reason}"
+                )
+        raise _invalid(field, reason)
+    nested = bool(tensor.data) and isinstance(tensor.data[0], list)
+    try:
+        values = (_NESTED if nested else _FLAT).validate_python(tensor.data)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False, include_input=False)
+        raise from_error_list(
+            [{**e, "loc": ("inputs", 0, "data", *e["loc"])} for e in errors]
+        ) from None
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except ValueError:
+        raise _invalid(field, "nested rows have different lengths") from None
+    if array.ndim == 1 and array.size != n_rows * width:
+        needed = n_rows * width
+        reason = f"{array.size} values given, but shape [{n_rows}, {width}] holds {needed}"
+        raise _invalid(field, reason)
+    if array.ndim == 2 and array.shape != (n_rows, width):
+        got = list(array.shape)
+        raise _invalid(field, f"nested as {got}, but the shape is [{n_rows}, {width}]")
+    _check_range(array, tensor.datatype, field)
+    return array.reshape(n_rows, width)
+
+
+def _check_range(array: np.ndarray, datatype: str, field: str) -> None:
+    """Refuse values the declared datatype cannot hold, naming the first one."""
+    if datatype in _INT_RANGES:
+        info = _INT_RANGES[datatype]
+        fractional = array != np.trunc(array)
+        if fractional.any():
+            where, value = _first(array, fractional)
+            raise _invalid(field + where, f"{datatype} data must be whole numbers, got {value}")
+        outside = (array < info.min) | (array > info.max)
+    elif datatype == "FP32":
+        info = None
+        outside = np.abs(array) > _FP32_MAX
+    else:
+        return
+    if outside.any():
+        where, value = _first(array, outside)
+        bounds = f"[{info.min}, {info.max}]" if info is not None else f"±{_FP32_MAX:g}"
+        raise _invalid(field + where, f"{value:g} is out of range for {datatype} {bounds}")
+
+
+def _first(array: np.ndarray, mask: np.ndarray) -> tuple[str, float]:
+    """The JSON path suffix (``[1][2]``) and value of the first element where ``mask`` holds."""
+    index = tuple(int(i) for i in np.argwhere(mask)[0])
+    return "".join(f"[{i}]" for i in index), float(array[index])
+
+
+def _requested_outputs(body: V2InferRequest, model: Model) -> list[str]:
+    """The output names to answer, in the order asked; all of them when none are named."""
+    available = [PREDICT, PREDICT_PROBA] if model.supports_probabilities else [PREDICT]
+    if not body.outputs:
+        return available
+    wanted: list[str] = []
+    for i, output in enumerate(body.outputs):
+        field = f"outputs[{i}]"
+        if output.name not in available:
+            reason = f"unknown output {output.name!r}; expected one of {available}"
+            raise _invalid(f"{field}.name", reason)
+        if output.name in wanted:
+            raise _invalid(f"{field}.name", f"output {output.name!r} is requested twice")
+        if "classification" in (output.parameters or {}):
+            raise _invalid(
+                f"{field}.parameters.classification",
+                "the classification extension is not supported; ask for predict_proba",
+            )
+        wanted.append(output.name)
+    return wanted
+
+
+def _served_model(request: Request, name: str) -> Model:
+    model = loaded_model(request)
+    _check_address(model.metadata, name, request.path_params.get("version"))
+    return model
+
+
+def _check_address(meta: ModelMetadata, name: str, version: str | None) -> None:
+    """404 unless the URL names the served model (and, if given, its version)."""
+    if name != meta.name:
+        reason = f"model {name!r} is not served here; this server serves {meta.name!r}"
+        raise NotFound(reason, [FieldError("name", reason)])
+    if version is not None and version != meta.version:
+        reason = f"model {name!r} has no version {version!r}; it serves version {meta.version!r}"
+        raise NotFound(reason, [FieldError("version", reason)])
+
+
+def _label_datatype(meta: ModelMetadata) -> str:
+    return "INT64" if all(isinstance(c, int) for c in meta.classes) else "BYTES"
+
+
+def _invalid(field: str, reason: str) -> InvalidInput:
+    return InvalidInput(f"{field}: {reason}", [FieldError(field, reason)])
