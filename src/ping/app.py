@@ -113,6 +113,10 @@ async def problem_response(request: Request, exc: Exception) -> Response:
         logger.exception("unhandled error", exc_info=exc)
         error = PingError("internal error; the request id identifies it in the logs")
     body = error.body(request.url.path, getattr(request.state, "request_id", None))
+    media_type = PROBLEM_JSON
     if request.url.path.startswith("/v2"):
-        body["error"] = error.detail  # the Open Inference Protocol's error member
-    return Response(orjson.dumps(body), error.status, media_type=PROBLEM_JSON)
+        # The Open Inference Protocol's `error` member; and plain JSON, because KServe's
+        # client reads `error` only from an application/json body.
+        body["error"] = error.detail
+        media_type = "application/json"
+    return Response(orjson.dumps(body), error.status, media_type=media_type)

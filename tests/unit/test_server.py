@@ -100,7 +100,10 @@ def test_sigterm_drains_in_flight_request_and_exits_zero(server: Server) -> None
     assert httpx.get(f"{server.url}/readyz").status_code == 503
     assert httpx.post(f"{server.url}/predict", json={"features": SEED_ROW}).status_code == 200
     conn.sendall(SEED_BODY[10:])
-    reply = conn.recv(65536)
+    conn.settimeout(10)
+    reply = b""
+    while chunk := conn.recv(65536):  # a draining server closes the connection after answering
+        reply += chunk
     conn.close()
 
     assert reply.startswith(b"HTTP/1.1 200")
