@@ -57,7 +57,7 @@ test: $(VENV_STAMP) ## Run the whole test suite (cluster tests only when KUBECON
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: $(VENV_STAMP) ## Lint: ruff, mypy.
+lint: $(VENV_STAMP) image-lint ## Lint: ruff, mypy, hadolint.
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
