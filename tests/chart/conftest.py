@@ -1,0 +1,91 @@
+"""Fixtures for the chart tier: the values sets to render, and the default render."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .dockerfile import ImageConfig, image_config
+from .helm import CHART_DIR, Manifest, render_chart
+
+# Every values file a user or ct is meant to install with, chart-relative.
+PLATFORM_VALUES = sorted(p.relative_to(CHART_DIR) for p in (CHART_DIR / "values").glob("*.yaml"))
+CI_VALUES = sorted(p.relative_to(CHART_DIR) for p in (CHART_DIR / "ci").glob("*-values.yaml"))
+
+# Every optional object at once, so that each template is rendered and validated at least once.
+ALL_FEATURES: dict[str, Any] = {
+    "service": {
+        "type": "LoadBalancer",
+        "annotations": {"example.com/owner": "ping"},
+        "loadBalancerSourceRanges": ["10.0.0.0/8"],
+        "loadBalancerClass": "service.k8s.aws/nlb",
+    },
+    "ingress": {
+        "enabled": True,
+        "className": "nginx",
+        "annotations": {"example.com/ingress": "yes"},
+        "hosts": [{"host": "ping.example.test", "paths": [{"path": "/", "pathType": "Prefix"}]}],
+        "tls": [{"secretName": "ping-tls", "hosts": ["ping.example.test"]}],
+    },
+    "autoscaling": {"enabled": True},
+    "podDisruptionBudget": {"enabled": True},
+    "networkPolicy": {
+        "enabled": True,
+        "ingressFrom": [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}],
+        "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}],
+    },
+    "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+    "gke": {"backendConfig": {"enabled": True}},
+    "imagePullSecrets": [{"name": "registry"}],
+    "nodeSelector": {"kubernetes.io/os": "linux"},
+    "tolerations": [
+        {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}
+    ],
+    "affinity": {
+        "podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 100,
+                    "podAffinityTerm": {
+                        "topologyKey": "kubernetes.io/hostname",
+                        "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "ping"}},
+                    },
+                }
+            ]
+        }
+    },
+    "topologySpreadConstraints": [
+        {
+            "maxSkew": 1,
+            "topologyKey": "topology.kubernetes.io/zone",
+            "whenUnsatisfiable": "ScheduleAnyway",
+        }
+    ],
+    "extraEnv": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+    "extraVolumes": [{"name": "models", "emptyDir": {}}],
+    "extraVolumeMounts": [{"name": "models", "mountPath": "/models", "readOnly": True}],
+    "priorityClassName": "high",
+    "podAnnotations": {"example.com/team": "ml"},
+    "podLabels": {"team": "ml"},
+}
+
+# name -> (values files, values): every set the validation sweep renders.
+VALUES_SETS: dict[str, tuple[tuple[Path, ...], dict[str, Any]]] = {
+    "defaults": ((), {}),
+    "all-features": ((), ALL_FEATURES),
+    **{str(path): ((path,), {}) for path in PLATFORM_VALUES + CI_VALUES},
+}
+
+
+@pytest.fixture(scope="session")
+def rendered() -> list[Manifest]:
+    """The chart rendered with its defaults, as release "ping" in namespace "ping"."""
+    return render_chart()
+
+
+@pytest.fixture(scope="session")
+def image() -> ImageConfig:
+    """The image's runtime config, read from the Dockerfile's final stage."""
+    return image_config()

@@ -1,0 +1,134 @@
+"""Render the chart with the real helm binary, in the manner of Apache Airflow's helm-tests.
+
+`render_chart(values=..., show_only=...)` shells out to `helm template` and returns the parsed
+objects as plain dicts. Renders are cached on their arguments, because a session renders the
+same values set many times, and each call hands back a fresh copy so tests may mutate it.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CHART_DIR = REPO / "charts" / "ping"
+RELEASE = "ping"
+NAMESPACE = "ping"
+# The chart's kubeVersion floor; the rendered objects do not depend on it (see test_validate).
+KUBE_VERSION = "1.29.0"
+
+Manifest = dict[str, Any]
+
+
+class HelmError(RuntimeError):
+    """helm exited non-zero; the message is its stderr."""
+
+
+def find_helm() -> str:
+    """helm as `make` finds it: $HELM, else PATH, else the pinned copy in .tools/bin."""
+    if env := os.environ.get("HELM"):
+        return env
+    if on_path := shutil.which("helm"):
+        return on_path
+    pinned = REPO / ".tools" / "bin" / "helm"
+    if pinned.is_file():
+        return str(pinned)
+    raise FileNotFoundError("helm not found on PATH or in .tools/bin: run `make helm` first")
+
+
+@functools.cache
+def _template(
+    values_json: str,
+    values_files: tuple[str, ...],
+    show_only: tuple[str, ...],
+    kube_version: str,
+    release: str,
+    chart_dir: str,
+) -> str:
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as extra:
+        # JSON is YAML, and it keeps types exact (no "yes"/"no" surprises).
+        extra.write(values_json)
+        extra.flush()
+        cmd = [
+            find_helm(),
+            "template",
+            release,
+            chart_dir,
+            "--namespace",
+            NAMESPACE,
+            "--kube-version",
+            kube_version,
+        ]
+        for path in values_files:
+            cmd += ["--values", path]
+        # Explicit values come last, so they win over the values files.
+        cmd += ["--values", extra.name]
+        for template in show_only:
+            cmd += ["--show-only", template]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=60)
+    if proc.returncode != 0:
+        raise HelmError(proc.stderr.strip())
+    return proc.stdout
+
+
+def helm_template(
+    values: Mapping[str, Any] | None = None,
+    values_files: Iterable[str | Path] = (),
+    show_only: Sequence[str] = (),
+    kube_version: str = KUBE_VERSION,
+    release: str = RELEASE,
+    chart_dir: Path = CHART_DIR,
+) -> str:
+    """The raw output of `helm template`; raises HelmError when helm refuses to render."""
+    return _template(
+        json.dumps(values or {}, sort_keys=True),
+        tuple(str(CHART_DIR / f) if not Path(f).is_absolute() else str(f) for f in values_files),
+        tuple(show_only),
+        kube_version,
+        release,
+        str(chart_dir),
+    )
+
+
+def render_chart(
+    values: Mapping[str, Any] | None = None,
+    values_files: Iterable[str | Path] = (),
+    show_only: Sequence[str] = (),
+    kube_version: str = KUBE_VERSION,
+    release: str = RELEASE,
+) -> list[Manifest]:
+    """Render the chart and return its objects as dicts (values files are chart-relative)."""
+    text = helm_template(values, values_files, show_only, kube_version, release)
+    return [copy.deepcopy(doc) for doc in _parse(text) if doc]
+
+
+@functools.cache
+def _parse(text: str) -> tuple[Any, ...]:
+    return tuple(yaml.safe_load_all(text))
+
+
+def by_kind(objects: Iterable[Manifest], kind: str) -> list[Manifest]:
+    return [obj for obj in objects if obj["kind"] == kind]
+
+
+def one(objects: Iterable[Manifest], kind: str) -> Manifest:
+    """The single object of this kind; fails loudly if there are none or several."""
+    found = by_kind(objects, kind)
+    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
+    return found[0]
+
+
+def main_container(objects: Iterable[Manifest]) -> dict[str, Any]:
+    containers = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return containers[0]  # type: ignore[no-any-return]

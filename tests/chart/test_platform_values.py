@@ -1,0 +1,115 @@
+"""The kind, EKS and GKE values files, and the ct install scenarios."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .conftest import CI_VALUES
+from .helm import Manifest, by_kind, main_container, one, render_chart
+
+pytestmark = pytest.mark.chart
+
+
+def render(values_file: str) -> list[Manifest]:
+    return render_chart(values_files=[values_file])
+
+
+def pod_spec(objects: list[Manifest]) -> dict:  # type: ignore[type-arg]
+    return one(objects, "Deployment")["spec"]["template"]["spec"]  # type: ignore[no-any-return]
+
+
+def test_kind_runs_the_locally_loaded_image_behind_clusterip() -> None:
+    objects = render("values/kind.yaml")
+    container = main_container(objects)
+    # `kind load docker-image ping:v001` puts the image on the node; IfNotPresent never pulls it.
+    assert container["image"] == "ping:v001"
+    assert container["imagePullPolicy"] == "IfNotPresent"
+    assert one(objects, "Service")["spec"]["type"] == "ClusterIP"
+    assert by_kind(objects, "Ingress") == []
+
+
+def test_eks_gets_an_internet_facing_nlb_with_ip_targets_checking_readiness() -> None:
+    objects = render("values/eks.yaml")
+    service = one(objects, "Service")
+    assert service["spec"]["type"] == "LoadBalancer"
+    annotations = service["metadata"]["annotations"]
+    assert annotations["service.beta.kubernetes.io/aws-load-balancer-type"] == "external"
+    assert annotations["service.beta.kubernetes.io/aws-load-balancer-scheme"] == "internet-facing"
+    assert annotations["service.beta.kubernetes.io/aws-load-balancer-nlb-target-type"] == "ip"
+    readiness = main_container(objects)["readinessProbe"]["httpGet"]["path"]
+    assert annotations["service.beta.kubernetes.io/aws-load-balancer-healthcheck-path"] == readiness
+    assert service["spec"]["loadBalancerSourceRanges"]
+
+
+def test_eks_alb_gets_an_alb_ingress_with_ip_targets_checking_readiness() -> None:
+    objects = render("values/eks-alb.yaml")
+    ingress = one(objects, "Ingress")
+    assert ingress["spec"]["ingressClassName"] == "alb"
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["alb.ingress.kubernetes.io/scheme"] == "internet-facing"
+    assert annotations["alb.ingress.kubernetes.io/target-type"] == "ip"
+    readiness = main_container(objects)["readinessProbe"]["httpGet"]["path"]
+    assert annotations["alb.ingress.kubernetes.io/healthcheck-path"] == readiness
+    assert one(objects, "Service")["spec"]["type"] == "ClusterIP"
+
+
+def test_gke_gets_a_gce_ingress_without_class_name_a_neg_and_a_backend_config() -> None:
+    objects = render("values/gke.yaml")
+    ingress = one(objects, "Ingress")
+    assert ingress["metadata"]["annotations"]["kubernetes.io/ingress.class"] == "gce"
+    assert "ingressClassName" not in ingress["spec"], "GKE ignores an Ingress that names a class"
+    service = one(objects, "Service")
+    assert service["metadata"]["annotations"]["cloud.google.com/neg"] == '{"ingress": true}'
+    backend = one(objects, "BackendConfig")
+    assert service["metadata"]["annotations"]["cloud.google.com/backend-config"] == (
+        '{"default":"' + backend["metadata"]["name"] + '"}'
+    )
+    readiness = main_container(objects)["readinessProbe"]["httpGet"]["path"]
+    assert backend["spec"]["healthCheck"]["requestPath"] == readiness
+
+
+@pytest.mark.parametrize(
+    "values_file", ["values/eks.yaml", "values/eks-alb.yaml", "values/gke.yaml"]
+)
+def test_cloud_values_are_highly_available(values_file: str) -> None:
+    objects = render(values_file)
+    assert one(objects, "HorizontalPodAutoscaler")["spec"]["minReplicas"] >= 2
+    assert one(objects, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
+    (spread,) = pod_spec(objects)["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "topology.kubernetes.io/zone"
+
+
+@pytest.mark.parametrize(
+    "values_file", ["values/eks.yaml", "values/eks-alb.yaml", "values/gke.yaml"]
+)
+def test_cloud_values_drain_longer_than_the_load_balancer_takes_to_notice(values_file: str) -> None:
+    objects = render(values_file)
+    env = one(objects, "ConfigMap")["data"]
+    # Each file's own comment gives its load balancer's detection time; 20s covers the
+    # fastest of them (GKE: 5s x 2 plus propagation).
+    assert float(env["PING_DRAIN_SECONDS"]) >= 20
+    drain_and_grace = float(env["PING_DRAIN_SECONDS"]) + float(env["PING_SHUTDOWN_GRACE_SECONDS"])
+    assert pod_spec(objects)["terminationGracePeriodSeconds"] > drain_and_grace
+
+
+@pytest.mark.parametrize("values_file", [str(p) for p in CI_VALUES])
+def test_ct_scenarios_use_clusterip_because_kind_has_no_load_balancer(values_file: str) -> None:
+    objects = render(values_file)
+    assert one(objects, "Service")["spec"]["type"] == "ClusterIP"
+    # ct install needs no CRDs on kind.
+    assert not {o["kind"] for o in objects} & {"ServiceMonitor", "BackendConfig"}
+
+
+def test_ct_scenarios_turn_on_each_installable_feature() -> None:
+    kinds = {o["kind"] for path in CI_VALUES for o in render(str(path))}
+    assert {"HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "Ingress"} <= kinds
+
+
+def test_there_is_a_values_file_per_platform() -> None:
+    names = {
+        Path(p).stem
+        for p in (Path(__file__).resolve().parents[2] / "charts/ping/values").glob("*.yaml")
+    }
+    assert {"kind", "eks", "gke"} <= names
