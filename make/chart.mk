@@ -85,9 +85,8 @@ port-forward: ## Forward 127.0.0.1:LOCAL_PORT to the Service's port 80 (Ctrl-C t
 
 .PHONY: e2e
 e2e: $(VENV_STAMP) $(HELM) ## Run the cluster tests against the current kube context (after kind-up, image, kind-load).
-	KUBECONFIG=$(KUBECONFIG) $(PY) -m pytest -m e2e tests/e2e \
-	  --chart-path $(CHART_DIR) --app-config-file-path $(KIND_VALUES) \
-	  --test-extra-info image=$(IMAGE):$(TAG) $(PYTEST_ARGS)
+	KUBECONFIG=$(KUBECONFIG) ATS_EXTRA_IMAGE=$(IMAGE):$(TAG) $(PY) -m pytest -m e2e tests/e2e \
+	  --chart-path $(CHART_DIR) --app-config-file-path $(KIND_VALUES) $(PYTEST_ARGS)
 
 .PHONY: kind-down
 kind-down: ## Delete the kind cluster KIND_CLUSTER.

@@ -1,0 +1,1 @@
+"""Cluster tests: install the chart into a real Kubernetes cluster with pytest-helm-charts."""
