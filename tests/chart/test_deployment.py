@@ -158,9 +158,8 @@ def test_a_config_change_changes_the_checksum_and_so_rolls_the_pods(
     rendered: list[Manifest],
 ) -> None:
     def checksum(objects: list[Manifest]) -> str:
-        return one(objects, "Deployment")["spec"]["template"]["metadata"]["annotations"][
-            "checksum/config"
-        ]  # type: ignore[no-any-return]
+        template = one(objects, "Deployment")["spec"]["template"]
+        return str(template["metadata"]["annotations"]["checksum/config"])
 
     base = checksum(rendered)
     assert len(base) == 64

@@ -142,9 +142,12 @@ def test_config_schema_matches_the_settings_field(key: str) -> None:
     if typing.get_origin(annotation) is typing.Literal:
         assert node["enum"] == list(typing.get_args(annotation))
     else:
-        expected = {bool: "boolean", int: "integer", float: "number"}.get(annotation, "string")  # type: ignore[call-overload]
+        python_type = getattr(annotation, "__name__", "")
+        expected = {"bool": "boolean", "int": "integer", "float": "number"}.get(
+            python_type, "string"
+        )
         assert node["type"] == expected
-    bounds = {
+    bounds: dict[str, list[object]] = {
         "minimum": [m.ge for m in field.metadata if isinstance(m, annotated_types.Ge)],
         "exclusiveMinimum": [m.gt for m in field.metadata if isinstance(m, annotated_types.Gt)],
         "maximum": [m.le for m in field.metadata if isinstance(m, annotated_types.Le)],
