@@ -122,12 +122,15 @@ def test_upgrade_rolls_the_pods_with_the_new_config(
 def test_uninstall_removes_the_release(helm: Helm, kube_cluster: Cluster, namespace: str) -> None:
     result = helm("uninstall", RELEASE, "--wait", "--timeout", f"{ROLLOUT_TIMEOUT}s")
     assert result.returncode == 0, result.stderr
-    selector = {"app.kubernetes.io/instance": RELEASE}
+    # The app's objects and pods. Helm keeps test hook pods after uninstall, by design; the
+    # test pod's name label differs, so this selector leaves it out.
+    selector = {"app.kubernetes.io/instance": RELEASE, "app.kubernetes.io/name": "ping"}
+    kinds = (pykube.Deployment, pykube.Service, pykube.ConfigMap, pykube.ServiceAccount, pykube.Pod)
     deadline = time.monotonic() + ROLLOUT_TIMEOUT
     while time.monotonic() < deadline:
         left = [
             f"{kind.__name__}/{obj.name}"
-            for kind in (pykube.Deployment, pykube.Service, pykube.ConfigMap, pykube.Pod)
+            for kind in kinds
             for obj in kind.objects(kube_cluster.kube_client).filter(
                 namespace=namespace, selector=selector
             )
