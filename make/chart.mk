@@ -69,7 +69,7 @@ kind-up: ## Create the kind cluster KIND_CLUSTER (no-op if it exists).
 	$(KIND) get clusters | grep -qx '$(KIND_CLUSTER)' || $(KIND) create cluster --name $(KIND_CLUSTER) --wait 120s
 
 .PHONY: kind-load
-kind-load: ## Load the image IMAGE:TAG (built by `make image`) into the kind cluster's nodes.
+kind-load: image ## Build IMAGE:TAG (`make image`) and load it into the kind cluster's nodes.
 	$(KIND) load docker-image $(IMAGE):$(TAG) --name $(KIND_CLUSTER)
 
 .PHONY: install
