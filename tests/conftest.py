@@ -21,7 +21,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     pytest-helm-charts' fixtures error (rather than skip) without a kubeconfig, and a
     skip mark set here stops them before they are set up.
     """
-    kubeconfig = config.getoption("--kube-config", default=None) or os.environ.get("KUBECONFIG")
+    kubeconfig = config.getoption("kubeconfig", default=None) or os.environ.get("KUBECONFIG")
     if kubeconfig and Path(kubeconfig).is_file():
         return
     skip = pytest.mark.skip(
