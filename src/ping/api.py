@@ -25,6 +25,13 @@ def json_response(body: Any, status_code: int = 200) -> Response:
     )
 
 
+def ensure_ready(request: Request) -> None:
+    """Raise a 503 with the reason unless the service is ready (model loaded, not draining)."""
+    reason = request.app.state.readiness.reason
+    if reason is not None:
+        raise ModelNotReady(reason)
+
+
 def loaded_model(request: Request) -> Model:
     """The served model, or a 503 that says why there is none.
 
@@ -106,9 +113,7 @@ async def healthz() -> Response:
     responses={503: _PROBLEM},
 )
 async def readyz(request: Request) -> Response:
-    reason = request.app.state.readiness.reason
-    if reason is not None:
-        raise ModelNotReady(reason)
+    ensure_ready(request)
     return json_response({"status": "ready"})
 
 

@@ -15,13 +15,12 @@ from fastapi import APIRouter, Request, Response
 from pydantic import TypeAdapter, ValidationError
 
 import ping
-from ping.api import json_response, loaded_model
+from ping.api import ensure_ready, json_response, loaded_model
 from ping.batching import Prediction
 from ping.errors import (
     PROBLEM_JSON,
     FieldError,
     InvalidInput,
-    ModelNotReady,
     NotFound,
     UnsupportedMediaType,
     from_error_list,
@@ -97,9 +96,7 @@ async def live() -> Response:
     responses={503: _PROBLEM},
 )
 async def ready(request: Request) -> Response:
-    reason = request.app.state.readiness.reason
-    if reason is not None:
-        raise ModelNotReady(reason)
+    ensure_ready(request)
     return json_response({"ready": True})
 
 
@@ -108,9 +105,7 @@ async def model_ready(request: Request, name: str) -> Response:
     model: Model | None = request.app.state.model
     if model is not None:
         _check_address(model.metadata, name, request.path_params.get("version"))
-    reason = request.app.state.readiness.reason
-    if reason is not None:
-        raise ModelNotReady(reason)
+    ensure_ready(request)
     return json_response({"name": name, "ready": True})
 
 
