@@ -66,7 +66,7 @@ async def predict(request: Request) -> Response:
     settings = request.app.state.settings
     body = await read_body(request, PredictRequest, settings.max_body_bytes)
     if body.return_probabilities and not model.supports_probabilities:
-        raise InvalidInput("return_probabilities: this model has no predict_proba")
+        raise InvalidInput.for_field("return_probabilities", "this model has no predict_proba")
     rows = rows_to_array(
         body.rows,
         n_features=model.metadata.n_features,

@@ -34,6 +34,11 @@ class PingError(Exception):
             self.status = status
             self.title = HTTPStatus(status).phrase
 
+    @classmethod
+    def for_field(cls, field: str, reason: str) -> "PingError":
+        """The error for one field: ``detail`` is ``"<field>: <reason>"``."""
+        return cls(f"{field}: {reason}", [FieldError(field, reason)])
+
     def body(self, instance: str, request_id: str | None) -> dict[str, Any]:
         """The problem document: RFC 9457 members plus ``errors`` and ``request_id``."""
         body: dict[str, Any] = {

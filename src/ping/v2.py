@@ -1,4 +1,4 @@
-"""The Open Inference Protocol (V2 REST) beside /predict: same validator, batcher and errors.
+"""The Open Inference Protocol (V2 REST) routes beside /predict: same validator, batcher, errors.
 
 Every model route also answers under ``/versions/{version}``. The model has one input,
 ``[rows, n_features]`` in any numeric datatype (computed as FP64), and two outputs:
@@ -7,12 +7,11 @@ Every model route also answers under ``/versions/{version}``. The model has one 
 shared-memory tensor extensions are refused with a 4xx that says so.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Request, Response
-from pydantic import TypeAdapter, ValidationError
 
 import ping
 from ping.api import ensure_ready, json_response, loaded_model
@@ -23,17 +22,15 @@ from ping.errors import (
     InvalidInput,
     NotFound,
     UnsupportedMediaType,
-    from_error_list,
 )
 from ping.model import Model, ModelMetadata
 from ping.schemas import (
-    Feature,
     V2InferRequest,
     V2InferResponse,
-    V2InputTensor,
     V2ModelMetadata,
 )
-from ping.validation import check_matrix_shape, read_body
+from ping.tensors import tensor_rows
+from ping.validation import read_body
 
 router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (V2)"])
 
@@ -43,14 +40,6 @@ PREDICT_PROBA = "predict_proba"
 
 _PROBLEM = {"model": dict[str, Any], "content": {PROBLEM_JSON: {}}}
 _VERSION_PARAM = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"}}
-_INT_RANGES = {
-    name: np.iinfo(getattr(np, name.lower()))
-    for name in ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
-}
-_FP32_MAX = float(np.finfo(np.float32).max)
-_FLAT = TypeAdapter(list[Feature])
-_NESTED = TypeAdapter(list[list[Feature]])
-_BINARY_PARAMETERS = ("binary_data_size", "shared_memory_region")
 
 Endpoint = Callable[..., Any]
 
@@ -158,7 +147,7 @@ async def infer(request: Request, name: str) -> Response:
     body = await read_body(request, V2InferRequest, settings.max_body_bytes, untyped_is_json=True)
     if body.model_name is not None and body.model_name != name:
         reason = f"the body names {body.model_name!r} but the URL names {name!r}"
-        raise _invalid("model_name", reason)
+        raise InvalidInput.for_field("model_name", reason)
     wanted = _requested_outputs(body, model)
     rows = tensor_rows(body.inputs, n_features=meta.n_features, max_rows=settings.max_rows)
     result = await request.app.state.batcher.predict(
@@ -191,77 +180,6 @@ def _output_tensor(name: str, result: Prediction, meta: ModelMetadata) -> dict[s
     }
 
 
-def tensor_rows(inputs: Sequence[V2InputTensor], *, n_features: int, max_rows: int) -> np.ndarray:
-    """The request's one input tensor as a float64 ``[rows, n_features]`` matrix.
-
-    Raises a 422 naming the field for a wrong input count, shape, datatype, value
-    (non-finite, not a number, or out of the datatype's range) or data length.
-    """
-    if len(inputs) != 1:
-        raise _invalid("inputs", f"expected 1 input tensor [rows, {n_features}], got {len(inputs)}")
-    tensor = inputs[0]
-    check_matrix_shape(
-        tensor.shape, n_features=n_features, max_rows=max_rows, field="inputs[0].shape"
-    )
-    n_rows, width = tensor.shape
-    field = "inputs[0].data"
-    if tensor.data is None:
-        reason = "the tensor's values are required in `data`"
-        for parameter in _BINARY_PARAMETERS:
-            if parameter in (tensor.parameters or {}):
-                reason = (
-                    f"{parameter}: binary and shared-memory tensors are not supported; {reason}"
-                )
-        raise _invalid(field, reason)
-    nested = bool(tensor.data) and isinstance(tensor.data[0], list)
-    try:
-        values = (_NESTED if nested else _FLAT).validate_python(tensor.data)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_context=False, include_input=False)
-        raise from_error_list(
-            [{**e, "loc": ("inputs", 0, "data", *e["loc"])} for e in errors]
-        ) from None
-    try:
-        array = np.asarray(values, dtype=np.float64)
-    except ValueError:
-        raise _invalid(field, "nested rows have different lengths") from None
-    if array.ndim == 1 and array.size != n_rows * width:
-        needed = n_rows * width
-        reason = f"{array.size} values given, but shape [{n_rows}, {width}] holds {needed}"
-        raise _invalid(field, reason)
-    if array.ndim == 2 and array.shape != (n_rows, width):
-        got = list(array.shape)
-        raise _invalid(field, f"nested as {got}, but the shape is [{n_rows}, {width}]")
-    _check_range(array, tensor.datatype, field)
-    return array.reshape(n_rows, width)
-
-
-def _check_range(array: np.ndarray, datatype: str, field: str) -> None:
-    """Refuse values the declared datatype cannot hold, naming the first one."""
-    if datatype in _INT_RANGES:
-        info = _INT_RANGES[datatype]
-        fractional = array != np.trunc(array)
-        if fractional.any():
-            where, value = _first(array, fractional)
-            raise _invalid(field + where, f"{datatype} data must be whole numbers, got {value}")
-        outside = (array < info.min) | (array > info.max)
-    elif datatype == "FP32":
-        info = None
-        outside = np.abs(array) > _FP32_MAX
-    else:
-        return
-    if outside.any():
-        where, value = _first(array, outside)
-        bounds = f"[{info.min}, {info.max}]" if info is not None else f"±{_FP32_MAX:g}"
-        raise _invalid(field + where, f"{value:g} is out of range for {datatype} {bounds}")
-
-
-def _first(array: np.ndarray, mask: np.ndarray) -> tuple[str, float]:
-    """The JSON path suffix (``[1][2]``) and value of the first element where ``mask`` holds."""
-    index = tuple(int(i) for i in np.argwhere(mask)[0])
-    return "".join(f"[{i}]" for i in index), float(array[index])
-
-
 def _requested_outputs(body: V2InferRequest, model: Model) -> list[str]:
     """The output names to answer, in the order asked; all of them when none are named."""
     available = [PREDICT, PREDICT_PROBA] if model.supports_probabilities else [PREDICT]
@@ -272,11 +190,13 @@ def _requested_outputs(body: V2InferRequest, model: Model) -> list[str]:
         field = f"outputs[{i}]"
         if output.name not in available:
             reason = f"unknown output {output.name!r}; expected one of {available}"
-            raise _invalid(f"{field}.name", reason)
+            raise InvalidInput.for_field(f"{field}.name", reason)
         if output.name in wanted:
-            raise _invalid(f"{field}.name", f"output {output.name!r} is requested twice")
+            raise InvalidInput.for_field(
+                f"{field}.name", f"output {output.name!r} is requested twice"
+            )
         if "classification" in (output.parameters or {}):
-            raise _invalid(
+            raise InvalidInput.for_field(
                 f"{field}.parameters.classification",
                 "the classification extension is not supported; ask for predict_proba",
             )
@@ -302,7 +222,3 @@ def _check_address(meta: ModelMetadata, name: str, version: str | None) -> None:
 
 def _label_datatype(meta: ModelMetadata) -> str:
     return "INT64" if all(isinstance(c, int) for c in meta.classes) else "BYTES"
-
-
-def _invalid(field: str, reason: str) -> InvalidInput:
-    return InvalidInput(f"{field}: {reason}", [FieldError(field, reason)])

@@ -84,25 +84,20 @@ def rows_to_array(
 def check_row_count(n_rows: int, *, max_rows: int, field: str) -> None:
     """At least one row and at most ``max_rows`` (PING_MAX_ROWS)."""
     if n_rows == 0:
-        raise InvalidInput(
-            f"{field}: at least one row is required",
-            [FieldError(field, "at least one row is required")],
-        )
+        raise InvalidInput.for_field(field, "at least one row is required")
     if n_rows > max_rows:
         reason = f"at most {max_rows} rows per request (PING_MAX_ROWS), got {n_rows}"
-        raise InvalidInput(f"{field}: {reason}", [FieldError(field, reason)])
+        raise InvalidInput.for_field(field, reason)
 
 
 def check_matrix_shape(shape: Sequence[int], *, n_features: int, max_rows: int, field: str) -> None:
     """The row-count and width rules of ``rows_to_array``, for input that declares its
     shape up front (a V2 tensor), checked before its data is read."""
     if len(shape) != 2:
-        reason = f"expected [rows, {n_features}], got {list(shape)}"
-        raise InvalidInput(f"{field}: {reason}", [FieldError(field, reason)])
+        raise InvalidInput.for_field(field, f"expected [rows, {n_features}], got {list(shape)}")
     check_row_count(shape[0], max_rows=max_rows, field=field)
     if shape[1] != n_features:
-        reason = _width_reason(n_features, shape[1])
-        raise InvalidInput(f"{field}: {reason}", [FieldError(field, reason)])
+        raise InvalidInput.for_field(field, _width_reason(n_features, shape[1]))
 
 
 def _width_reason(n_features: int, got: int) -> str:
