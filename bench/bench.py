@@ -1,0 +1,550 @@
+"""Ping against a thin-stack baseline, one core each for the server and the load generator.
+
+    make bench          # or: .venv/bin/python bench/bench.py [--seconds 15] [--models logreg]
+
+For each model (the iris logistic-regression pipeline and a 100-tree random forest,
+both trained by training/ when missing) it starts a server pinned to CPU 0
+(``taskset -c 0``), checks its first answer, and drives it from CPU 1 with wrk:
+keep-alive, 32 connections, a thrown-away warm-up, then a measured run, with
+single-row and 100-row bodies. It does that for Ping (``python -m ping``, default
+settings) and for the thin stack (``bench/thin.py``), and adds references: the
+in-process floor (``predict`` alone, per call) and a lone request (1 connection)
+against Ping with micro-batching on and off and against the thin stack. It prints
+a table and the ratios Ping / thin stack, and writes everything as JSON under
+``bench/results/``. It is a measurement, not a test: it never fails on a target.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER_CPU, CLIENT_CPU = 0, 1
+CONNECTIONS = 32
+BATCH_ROWS = 100
+NOISY_PERCENT = 5.0  # other processes' use of the server core that makes a run suspect
+
+
+def batch_rows() -> list[list[float]]:
+    """100 fixed rows spread over the iris feature ranges."""
+    lows, highs = (4.3, 2.0, 1.0, 0.1), (7.9, 4.4, 6.9, 2.5)
+    return [
+        [
+            round(lo + (hi - lo) * (((i * 37 + j * 11) % 100) / 99), 1)
+            for j, (lo, hi) in enumerate(zip(lows, highs, strict=True))
+        ]
+        for i in range(BATCH_ROWS)
+    ]
+
+
+BODIES: dict[str, dict[str, Any]] = {
+    "single": {"features": [5.9, 3.0, 5.1, 1.8]},
+    "batch": {"instances": batch_rows()},
+}
+ROWS = {"single": 1, "batch": BATCH_ROWS}
+
+TARGETS = {  # (model, shape): (what is compared, minimum ratio Ping / thin stack)
+    ("logreg", "single"): ("req/s", 1.2),
+    ("forest", "single"): ("req/s", 8.0),
+    ("logreg", "batch"): ("rows/s", 1.0),
+    ("forest", "batch"): ("rows/s", 1.0),
+}
+RSS_LIMIT_MB = 150
+START_LIMIT_S = 1.5
+
+
+@dataclass
+class Run:
+    """One measured wrk run against one server."""
+
+    server: str
+    model: str
+    shape: str
+    connections: int
+    seconds: float
+    requests: int
+    req_per_s: float
+    rows_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    rss_mb: float
+    peak_rss_mb: float
+    cpu_us_per_request: float
+    other_load_percent: float  # CPU 0 time used by anything but the server, during the run
+    rows_per_model_call: float | None = None  # Ping only, from its metrics
+    error_detail: dict[str, int] = field(default_factory=dict)
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def ensure_model(model_dir: Path, estimator: str, name: str) -> None:
+    """Train with training/ unless the artifact exists and was made by this scikit-learn."""
+    import sklearn
+
+    metadata = model_dir / "metadata.json"
+    if metadata.exists() and (
+        json.loads(metadata.read_text())["sklearn_version"] == sklearn.__version__
+    ):
+        return
+    log(f"training {estimator} into {model_dir}")
+    command = ["-m", "training.train", "--output-dir", str(model_dir), "--estimator", estimator]
+    subprocess.run([sys.executable, *command, "--name", name], cwd=ROOT, check=True)
+
+
+FLOOR = """
+import json, sys, time
+from pathlib import Path
+import joblib, numpy as np
+model = joblib.load(Path(sys.argv[1]) / "model.joblib")
+out = {"expected": {}, "floor_us": {}}
+for shape, body in json.loads(sys.argv[2]).items():
+    rows = np.asarray([body["features"]] if "features" in body else body["instances"])
+    out["expected"][shape] = model.predict(rows).tolist()
+    for _ in range(20):
+        model.predict(rows)
+    times, deadline = [], time.perf_counter() + 2.0
+    while time.perf_counter() < deadline:
+        started = time.perf_counter()
+        model.predict(rows)
+        times.append(time.perf_counter() - started)
+    out["floor_us"][shape] = round(sorted(times)[len(times) // 2] * 1e6, 1)
+print(json.dumps(out))
+"""
+
+
+def in_process_floor(model_dir: Path) -> dict[str, Any]:
+    """Median ``estimator.predict`` time per call (1 and 100 rows) on the server core, and
+    the answers every server is checked against before it is measured."""
+    command = [sys.executable, "-c", FLOOR, str(model_dir), json.dumps(BODIES)]
+    result = subprocess.run(
+        ["taskset", "-c", str(SERVER_CPU), *command],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return dict(json.loads(result.stdout))
+
+
+def request(port: int, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        payload = None if body is None else json.dumps(body)
+        conn.request(method, path, payload, {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def answer(shape: str, raw: bytes) -> Any:
+    payload = json.loads(raw)
+    return [payload["prediction"]] if shape == "single" else payload["predictions"]
+
+
+def free_port() -> int:
+    """A port nobody listens on now: others may be running Ping on 9696 here."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cpu0_busy_seconds() -> float:
+    """Time CPU 0 spent on anything (all processes), from /proc/stat."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith(f"cpu{SERVER_CPU} "):
+            ticks = [int(x) for x in line.split()[1:]]
+            return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # not idle/iowait
+    raise RuntimeError(f"cpu{SERVER_CPU} missing from /proc/stat")
+
+
+class Server:
+    """A server process pinned to the server core."""
+
+    def __init__(self, kind: str, model_dir: Path, scratch: Path, env: dict[str, str]) -> None:
+        self.kind = kind
+        self.port = free_port()
+        if kind == "ping":
+            command = [sys.executable, "-m", "ping"]
+            extra = {"PING_MODEL_DIR": str(model_dir), "PING_PORT": str(self.port), **env}
+        else:
+            command = [sys.executable, "-m", "uvicorn", "--app-dir", "bench", "thin:app"]
+            command += ["--port", str(self.port), "--log-level", "warning", "--no-access-log"]
+            extra = {"BENCH_MODEL_DIR": str(model_dir)}
+        self.log_path = scratch / f"{kind}-{model_dir.name}-{self.port}.log"
+        self.log_file = self.log_path.open("wb")
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen(
+            ["taskset", "-c", str(SERVER_CPU), *command],
+            cwd=ROOT,
+            env={**os.environ, **extra},
+            stdout=self.log_file,
+            stderr=self.log_file,
+        )
+
+    def fail(self, why: str) -> SystemExit:
+        tail = self.log_path.read_text(errors="replace").splitlines()[-20:]
+        return SystemExit(f"{self.kind}: {why}\n" + "\n".join(tail))
+
+    def first_answer_seconds(self, expected: Any, timeout: float = 30.0) -> float:
+        """Seconds from process start to the first correct single-row answer."""
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            if self.process.poll() is not None:
+                raise self.fail(f"exited with {self.process.returncode}")
+            try:
+                status, raw = request(self.port, "POST", "/predict", BODIES["single"])
+            except (OSError, http.client.HTTPException):
+                time.sleep(0.002)
+                continue
+            if status == 200 and answer("single", raw) == expected:
+                return time.perf_counter() - self.started
+            if status != 503:
+                raise self.fail(f"first answer was {status} {raw!r}, expected {expected}")
+            time.sleep(0.002)
+        raise self.fail(f"no answer within {timeout} s")
+
+    def check(self, shape: str, expected: Any) -> None:
+        status, raw = request(self.port, "POST", "/predict", BODIES[shape])
+        if status != 200 or answer(shape, raw) != expected:
+            raise self.fail(f"answered {status} {raw!r}, expected {expected}")
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_mb(self) -> tuple[float, float]:
+        """Resident memory now and at its peak (VmRSS, VmHWM)."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        kb = {
+            line.split(":")[0]: int(line.split()[1])
+            for line in status.splitlines()
+            if line.startswith(("VmRSS:", "VmHWM:"))
+        }
+        return kb["VmRSS"] / 1024, kb["VmHWM"] / 1024
+
+    def model_calls(self) -> tuple[float, float]:
+        """Ping's (model calls, rows) so far, from /metrics."""
+        _, raw = request(self.port, "GET", "/metrics")
+        samples = dict(
+            line.rsplit(" ", 1)
+            for line in raw.decode().splitlines()
+            if line.startswith("ping_batch_rows_")
+        )
+        return float(samples["ping_batch_rows_count"]), float(samples["ping_batch_rows_sum"])
+
+    def access_log_lines(self) -> int:
+        with self.log_path.open("rb") as f:
+            return sum(1 for line in f if b'"logger": "ping.access"' in line)
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log_file.close()
+
+
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = [==[%s]==]
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH {"requests":%%d,"duration_us":%%d,"connect":%%d,"read":%%d,"write":%%d,' ..
+    '"status":%%d,"timeout":%%d,"p50_us":%%d,"p99_us":%%d}\\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def wrk(port: int, script: Path, connections: int, seconds: float) -> dict[str, int]:
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "5s"]
+    command += ["-s", str(script), f"http://127.0.0.1:{port}/predict"]
+    result = subprocess.run(
+        ["taskset", "-c", str(CLIENT_CPU), *command], check=True, capture_output=True, text=True
+    )
+    line = next(x for x in result.stdout.splitlines() if x.startswith("BENCH "))
+    return dict(json.loads(line.removeprefix("BENCH ")))
+
+
+def measure(
+    server: Server, model: str, shape: str, script: Path, connections: int, seconds: float
+) -> Run:
+    """One measured wrk run, with the server's CPU, memory and batching around it."""
+    ping = server.kind == "ping"
+    calls_before = server.model_calls() if ping else (0.0, 0.0)
+    cpu_before, busy_before = server.cpu_seconds(), cpu0_busy_seconds()
+    stats = wrk(server.port, script, connections, seconds)
+    cpu, busy = server.cpu_seconds() - cpu_before, cpu0_busy_seconds() - busy_before
+    rss, peak = server.rss_mb()
+    calls_after = server.model_calls() if ping else (0.0, 0.0)
+    duration = stats["duration_us"] / 1e6
+    requests = stats["requests"]
+    detail = {k: stats[k] for k in ("connect", "read", "write", "status", "timeout") if stats[k]}
+    calls = calls_after[0] - calls_before[0]
+    return Run(
+        server=server.kind,
+        model=model,
+        shape=shape,
+        connections=connections,
+        seconds=round(duration, 2),
+        requests=requests,
+        req_per_s=round(requests / duration, 1),
+        rows_per_s=round(requests * ROWS[shape] / duration, 1),
+        p50_ms=stats["p50_us"] / 1000,
+        p99_ms=stats["p99_us"] / 1000,
+        errors=sum(detail.values()),
+        rss_mb=round(rss, 1),
+        peak_rss_mb=round(peak, 1),
+        cpu_us_per_request=round(cpu / max(requests, 1) * 1e6, 1),
+        other_load_percent=round(max(0.0, busy - cpu) / duration * 100, 1),
+        rows_per_model_call=round((calls_after[1] - calls_before[1]) / calls, 1)
+        if ping and calls > 0
+        else None,
+        error_detail=detail,
+    )
+
+
+def bench_model(
+    model: str, model_dir: Path, args: argparse.Namespace, scratch: Path, results: dict[str, Any]
+) -> list[Run]:
+    """Every run for one model: thin stack, Ping, and Ping with batching off."""
+    floor = in_process_floor(model_dir)
+    results["floor_us"][model] = floor["floor_us"]
+    expected = floor["expected"]
+    scripts = {}
+    for shape, body in BODIES.items():
+        scripts[shape] = scratch / f"{shape}.lua"
+        scripts[shape].write_text(WRK_SCRIPT % json.dumps(body, separators=(",", ":")))
+    runs: list[Run] = []
+    lone: dict[str, Any] = {}
+    # Each server first answers a lone request (1 connection, after a 1 s warm-up), so all
+    # three see the same history; then the thin stack and Ping take the 32-connection load.
+    for kind, env in (("thin", {}), ("ping", {}), ("ping-off", {"PING_BATCH_MAX_ROWS": "1"})):
+        server = Server(kind.split("-")[0], model_dir, scratch, {**args.ping_env, **env})
+        try:
+            started = server.first_answer_seconds(expected["single"])
+            log(f"{kind} {model} lone request: {args.lone_seconds:g} s at 1 connection")
+            wrk(server.port, scripts["single"], 1, 1)
+            lone[kind] = asdict(
+                measure(server, model, "single", scripts["single"], 1, args.lone_seconds)
+            )
+            if kind == "ping-off":  # batching off: only the lone request matters
+                continue
+            results["start_s"][f"{kind} {model}"] = round(started, 3)
+            for shape in BODIES:
+                server.check(shape, expected[shape])
+                log(f"{kind} {model} {shape}: {args.warmup:g} s warm-up, {args.seconds:g} s")
+                wrk(server.port, scripts[shape], CONNECTIONS, args.warmup)
+                runs.append(
+                    measure(server, model, shape, scripts[shape], CONNECTIONS, args.seconds)
+                )
+            if kind == "ping":
+                results["access_log_lines"][model] = server.access_log_lines()
+        finally:
+            server.stop()
+    results["lone"][model] = lone
+    return runs
+
+
+def ratios(runs: list[Run]) -> list[dict[str, Any]]:
+    found = {(r.server, r.model, r.shape): r for r in runs if r.connections == CONNECTIONS}
+    lines: list[dict[str, Any]] = []
+    for (model, shape), (metric, target) in TARGETS.items():
+        ping, thin = found.get(("ping", model, shape)), found.get(("thin", model, shape))
+        if ping is None or thin is None:
+            continue
+        case = f"{model} {ROWS[shape]} row{'s' if ROWS[shape] > 1 else ''}"
+        speed = round(ping.req_per_s / thin.req_per_s, 2)  # the rows/s ratio is the same
+        p99 = round(ping.p99_ms / thin.p99_ms, 2)
+        lines += [
+            {
+                "case": case,
+                "metric": metric,
+                "value": speed,
+                "target": f">= {target}x",
+                "ok": speed >= target,
+            },
+            {"case": case, "metric": "p99", "value": p99, "target": "<= 1.0x", "ok": p99 <= 1.0},
+            {
+                "case": case,
+                "metric": "errors",
+                "value": ping.errors,
+                "target": "0",
+                "ok": ping.errors == 0,
+            },
+            {
+                "case": case,
+                "metric": "peak RSS MB",
+                "value": ping.peak_rss_mb,
+                "target": f"<= {RSS_LIMIT_MB}",
+                "ok": ping.peak_rss_mb <= RSS_LIMIT_MB,
+            },
+        ]
+    return lines
+
+
+def machine() -> dict[str, Any]:
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    cpu = next((x.split(":", 1)[1].strip() for x in cpuinfo if x.startswith("model name")), "")
+    git = ["git", "describe", "--always", "--dirty"]
+    versions = {
+        name: __import__(name).__version__
+        for name in ("sklearn", "numpy", "uvicorn", "fastapi", "pydantic", "orjson")
+    }
+    return {
+        "cpu": cpu or platform.processor(),
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "commit": subprocess.run(git, cwd=ROOT, capture_output=True, text=True).stdout.strip(),
+        "wrk": subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0],
+        **versions,
+    }
+
+
+def report(results: dict[str, Any]) -> None:
+    m = results["machine"]
+    print(
+        f"\nPing vs thin stack: {m['cpu']} ({m['cpus']} CPUs), Python {m['python']}, "
+        f"scikit-learn {m['sklearn']}, commit {m['commit']}"
+    )
+    print(
+        f"server on CPU {SERVER_CPU}, wrk on CPU {CLIENT_CPU}; keep-alive, "
+        f"{results['settings']['warmup']:g} s warm-up + {results['settings']['seconds']:g} s "
+        "measured per row\n"
+    )
+    head = (
+        f"{'model':7} {'rows':>4} {'server':6} {'req/s':>7} {'rows/s':>8} {'p50 ms':>7} "
+        f"{'p99 ms':>7} {'errors':>6} {'RSS MB':>6} {'CPU us/req':>10} {'rows/call':>9}"
+    )
+    print(head)
+    print("-" * len(head))
+    for r in (Run(**x) for x in results["runs"]):
+        per_call = f"{r.rows_per_model_call:9.1f}" if r.rows_per_model_call else f"{'-':>9}"
+        print(
+            f"{r.model:7} {ROWS[r.shape]:>4} {r.server:6} {r.req_per_s:>7,.0f} "
+            f"{r.rows_per_s:>8,.0f} {r.p50_ms:>7.2f} {r.p99_ms:>7.2f} {r.errors:>6} "
+            f"{r.peak_rss_mb:>6.0f} {r.cpu_us_per_request:>10.0f} {per_call}"
+        )
+    print(f"\nPing / thin stack at {CONNECTIONS} connections:")
+    for x in results["ratios"]:
+        value = f"{x['value']:.2f}x" if x["metric"] in ("req/s", "rows/s", "p99") else x["value"]
+        print(
+            f"  {x['case']:14} {x['metric']:12} {value!s:>7}  target {x['target']:8} "
+            f"{'ok' if x['ok'] else 'MISSED'}"
+        )
+    print("\nin-process floor, median estimator.predict per call:")
+    for model, floor in results["floor_us"].items():
+        print(
+            f"  {model:7} 1 row {floor['single']:>6,.0f} us   "
+            f"{BATCH_ROWS} rows {floor['batch']:>6,.0f} us"
+        )
+    print(f"\nprocess start to first correct answer (Ping target <= {START_LIMIT_S} s):")
+    for name, seconds in results["start_s"].items():
+        print(f"  {name:14} {seconds:.2f} s")
+    print(f"\nlone request (1 connection, 1 row; wait bound {results['wait_bound_ms']:g} ms):")
+    for model, lone in results["lone"].items():
+        cells = [
+            f"{kind} p50 {x['p50_ms']:.2f} / p99 {x['p99_ms']:.2f} ms" for kind, x in lone.items()
+        ]
+        print(f"  {model:7} " + " | ".join(cells))
+    lines = ", ".join(f"{model} {n:,}" for model, n in results["access_log_lines"].items())
+    print(f"\nPing ran with its default settings, access log on (lines written: {lines})")
+    noisy = [r for r in results["runs"] if r["other_load_percent"] > NOISY_PERCENT]
+    for r in noisy:
+        print(
+            f"\nWARNING: other processes used {r['other_load_percent']}% of CPU "
+            f"{SERVER_CPU} during {r['server']} {r['model']} {r['shape']}; rerun on a quiet "
+            "machine"
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--logreg-dir", type=Path, default=Path("models/iris"))
+    parser.add_argument("--forest-dir", type=Path, default=Path("models/bench-forest"))
+    parser.add_argument("--seconds", type=float, default=15.0, help="measured run length")
+    parser.add_argument("--warmup", type=float, default=3.0, help="thrown-away run length")
+    parser.add_argument("--lone-seconds", type=float, default=5.0, help="1-connection runs")
+    parser.add_argument("--models", default="logreg,forest", help="comma-separated")
+    parser.add_argument(
+        "--ping-env",
+        action="append",
+        default=[],
+        metavar="PING_X=VALUE",
+        help="run Ping with this setting (repeatable)",
+    )
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args()
+    args.ping_env = dict(item.split("=", 1) for item in args.ping_env)
+    for tool in ("wrk", "taskset"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"bench needs {tool} (`make bench` installs wrk with apt-get)")
+    if len(os.sched_getaffinity(0)) < 2:
+        raise SystemExit("bench needs 2 CPUs: one for the server, one for wrk")
+    os.sched_setaffinity(0, {CLIENT_CPU})  # keep this script off the server's core
+
+    sys.path.insert(0, str(ROOT / "src"))
+    from ping.settings import Settings
+
+    wait_default = Settings.model_fields["batch_max_wait_us"].default
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "settings": {
+            "seconds": args.seconds,
+            "warmup": args.warmup,
+            "connections": CONNECTIONS,
+            "lone_seconds": args.lone_seconds,
+            "ping_env": args.ping_env,
+        },
+        "wait_bound_ms": int(args.ping_env.get("PING_BATCH_MAX_WAIT_US", wait_default)) / 1000,
+        "floor_us": {},
+        "start_s": {},
+        "lone": {},
+        "access_log_lines": {},
+        "runs": [],
+    }
+    dirs = {"logreg": args.logreg_dir, "forest": args.forest_dir}
+    scratch = Path(tempfile.mkdtemp(prefix="ping-bench-"))
+    started = time.monotonic()
+    try:
+        runs: list[Run] = []
+        for model in args.models.split(","):
+            ensure_model(dirs[model], model, f"bench-{model}")
+            runs += bench_model(model, dirs[model], args, scratch, results)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    results["runs"] = [asdict(r) for r in runs]
+    results["ratios"] = ratios(runs)
+    results["bench_seconds"] = round(time.monotonic() - started)
+    args.output.mkdir(parents=True, exist_ok=True)
+    path = args.output / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    report(results)
+    print(f"\n{results['bench_seconds']} s; results in {os.path.relpath(path)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
