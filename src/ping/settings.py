@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: int = Field(default=20, ge=1)
     """After draining, how long in-flight requests get to finish before they are cancelled."""
 
-    batch_max_rows: int = Field(default=1024, ge=1)
+    batch_max_rows: int = Field(default=2048, ge=1)
     """Micro-batching: most rows stacked into one `predict` call (1 turns batching off)."""
 
     batch_max_wait_us: int = Field(default=0, ge=0)
