@@ -82,6 +82,7 @@ class Run:
     errors: int
     rss_mb: float
     peak_rss_mb: float
+    anon_mb: float  # the private part of rss_mb; the rest is shared library pages
     cpu_us_per_request: float
     other_load_percent: float  # CPU 0 time used by anything but the server, during the run
     rows_per_model_call: float | None = None  # Ping only, from its metrics
@@ -228,15 +229,18 @@ class Server:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def rss_mb(self) -> tuple[float, float]:
-        """Resident memory now and at its peak (VmRSS, VmHWM)."""
+    def memory_mb(self) -> dict[str, float]:
+        """Resident memory now (VmRSS), at its peak (VmHWM), and its anonymous part (RssAnon).
+
+        File-backed pages (shared libraries) vary with the page cache from run to run;
+        the anonymous part is what the process itself holds.
+        """
         status = Path(f"/proc/{self.process.pid}/status").read_text()
-        kb = {
-            line.split(":")[0]: int(line.split()[1])
+        return {
+            line.split(":")[0]: int(line.split()[1]) / 1024
             for line in status.splitlines()
-            if line.startswith(("VmRSS:", "VmHWM:"))
+            if line.startswith(("VmRSS:", "VmHWM:", "RssAnon:"))
         }
-        return kb["VmRSS"] / 1024, kb["VmHWM"] / 1024
 
     def model_calls(self) -> tuple[float, float]:
         """Ping's (model calls, rows) so far, from /metrics."""
@@ -296,7 +300,7 @@ def measure(
     cpu_before, busy_before = server.cpu_seconds(), cpu0_busy_seconds()
     stats = wrk(server.port, script, connections, seconds)
     cpu, busy = server.cpu_seconds() - cpu_before, cpu0_busy_seconds() - busy_before
-    rss, peak = server.rss_mb()
+    memory = server.memory_mb()
     calls_after = server.model_calls() if ping else (0.0, 0.0)
     duration = stats["duration_us"] / 1e6
     requests = stats["requests"]
@@ -314,8 +318,9 @@ def measure(
         p50_ms=stats["p50_us"] / 1000,
         p99_ms=stats["p99_us"] / 1000,
         errors=sum(detail.values()),
-        rss_mb=round(rss, 1),
-        peak_rss_mb=round(peak, 1),
+        rss_mb=round(memory["VmRSS"], 1),
+        peak_rss_mb=round(memory["VmHWM"], 1),
+        anon_mb=round(memory["RssAnon"], 1),
         cpu_us_per_request=round(cpu / max(requests, 1) * 1e6, 1),
         other_load_percent=round(max(0.0, busy - cpu) / duration * 100, 1),
         rows_per_model_call=round((calls_after[1] - calls_before[1]) / calls, 1)
@@ -436,7 +441,8 @@ def report(results: dict[str, Any]) -> None:
     )
     head = (
         f"{'model':7} {'rows':>4} {'server':6} {'req/s':>7} {'rows/s':>8} {'p50 ms':>7} "
-        f"{'p99 ms':>7} {'errors':>6} {'RSS MB':>6} {'CPU us/req':>10} {'rows/call':>9}"
+        f"{'p99 ms':>7} {'errors':>6} {'RSS MB':>6} {'anon MB':>7} {'CPU us/req':>10} "
+        f"{'rows/call':>9}"
     )
     print(head)
     print("-" * len(head))
@@ -445,8 +451,12 @@ def report(results: dict[str, Any]) -> None:
         print(
             f"{r.model:7} {ROWS[r.shape]:>4} {r.server:6} {r.req_per_s:>7,.0f} "
             f"{r.rows_per_s:>8,.0f} {r.p50_ms:>7.2f} {r.p99_ms:>7.2f} {r.errors:>6} "
-            f"{r.peak_rss_mb:>6.0f} {r.cpu_us_per_request:>10.0f} {per_call}"
+            f"{r.peak_rss_mb:>6.0f} {r.anon_mb:>7.0f} {r.cpu_us_per_request:>10.0f} {per_call}"
         )
+    print(
+        "\nRSS is the peak (VmHWM); anon MB its private part. The rest is shared library"
+        "\npages, which vary by a few MB with the page cache from one run to the next."
+    )
     print(f"\nPing / thin stack at {CONNECTIONS} connections:")
     for x in results["ratios"]:
         value = f"{x['value']:.2f}x" if x["metric"] in ("req/s", "rows/s", "p99") else x["value"]
