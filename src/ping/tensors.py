@@ -7,13 +7,12 @@ from pydantic import TypeAdapter, ValidationError
 
 from ping.errors import InvalidInput, from_error_list
 from ping.schemas import Feature, V2InputTensor
-from ping.validation import check_matrix_shape
+from ping.validation import check_float32_range, check_matrix_shape
 
 _INT_RANGES = {
     name: np.iinfo(getattr(np, name.lower()))
     for name in ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
 }
-_FP32_MAX = float(np.finfo(np.float32).max)
 _FLAT = TypeAdapter(list[Feature])
 _NESTED = TypeAdapter(list[list[Feature]])
 _BINARY_PARAMETERS = ("binary_data_size", "shared_memory_region")
@@ -64,31 +63,31 @@ def tensor_rows(inputs: Sequence[V2InputTensor], *, n_features: int, max_rows: i
         raise InvalidInput.for_field(
             field, f"nested as {got}, but the shape is [{n_rows}, {width}]"
         )
-    _check_range(array, tensor.datatype, field)
-    return array.reshape(n_rows, width)
+    _check_integers(array, tensor.datatype, field)
+    matrix = array.reshape(n_rows, width)
+    check_float32_range(
+        matrix,
+        lambda r, c: f"{field}[{r}][{c}]" if array.ndim == 2 else f"{field}[{r * width + c}]",
+    )
+    return matrix
 
 
-def _check_range(array: np.ndarray, datatype: str, field: str) -> None:
-    """Refuse values the declared datatype cannot hold, naming the first one."""
-    if datatype in _INT_RANGES:
-        info = _INT_RANGES[datatype]
-        fractional = array != np.trunc(array)
-        if fractional.any():
-            where, value = _first(array, fractional)
-            raise InvalidInput.for_field(
-                field + where, f"{datatype} data must be whole numbers, got {value}"
-            )
-        outside = (array < info.min) | (array > info.max)
-    elif datatype == "FP32":
-        info = None
-        outside = np.abs(array) > _FP32_MAX
-    else:
+def _check_integers(array: np.ndarray, datatype: str, field: str) -> None:
+    """Refuse values an integer datatype cannot hold, naming the first one."""
+    if datatype not in _INT_RANGES:
         return
+    info = _INT_RANGES[datatype]
+    fractional = array != np.trunc(array)
+    if fractional.any():
+        where, value = _first(array, fractional)
+        raise InvalidInput.for_field(
+            field + where, f"{datatype} data must be whole numbers, got {value}"
+        )
+    outside = (array < info.min) | (array > info.max)
     if outside.any():
         where, value = _first(array, outside)
-        bounds = f"[{info.min}, {info.max}]" if info is not None else f"±{_FP32_MAX:g}"
         raise InvalidInput.for_field(
-            field + where, f"{value:g} is out of range for {datatype} {bounds}"
+            field + where, f"{value:g} is out of range for {datatype} [{info.min}, {info.max}]"
         )
 
 

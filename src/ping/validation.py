@@ -1,6 +1,6 @@
 """The one input validator: request bodies and rows, for /predict and V2 alike."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import numpy as np
@@ -16,6 +16,10 @@ from ping.errors import (
 )
 
 Body = TypeVar("Body", bound=BaseModel)
+
+# Tree models split on float32, and scikit-learn refuses (with a ValueError, a 500 if
+# let through) any value past its range: so every model's input is held to it.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _is_json(content_type: str) -> bool:
@@ -78,7 +82,18 @@ def rows_to_array(
     if errors:
         more = f" (and {len(errors) - 1} more rows)" if len(errors) > 1 else ""
         raise InvalidInput(f"{errors[0].field}: {errors[0].reason}{more}", errors)
-    return np.asarray(rows, dtype=np.float64)
+    matrix = np.asarray(rows, dtype=np.float64)
+    check_float32_range(matrix, lambda r, c: f"{field}[{r}][{c}]" if batch else f"{field}[{c}]")
+    return matrix
+
+
+def check_float32_range(matrix: np.ndarray, cell_field: Callable[[int, int], str]) -> None:
+    """Refuse the first value past float32's range, naming it by ``cell_field(row, column)``."""
+    outside = np.abs(matrix) > FLOAT32_MAX
+    if outside.any():
+        row, column = (int(i) for i in np.argwhere(outside)[0])
+        reason = f"{matrix[row, column]:g} is out of range: models compute in float32 (±3.4e38)"
+        raise InvalidInput.for_field(cell_field(row, column), reason)
 
 
 def check_row_count(n_rows: int, *, max_rows: int, field: str) -> None:
