@@ -7,11 +7,6 @@ bound is checked against the event loop's own clock, which the test moves by han
 
 import asyncio
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,7 +20,7 @@ from sklearn.ensemble import ExtraTreesClassifier
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from tests.conftest import REPO
+from tests.unit.live_server import start_server, wait_ready
 from training.train import train
 
 from ping.app import create_app
@@ -319,47 +314,16 @@ def test_concurrent_clients_each_get_their_own_answers_and_a_bad_one_fails_alone
         assert field in [e["field"] for e in response.json()["errors"]]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def forest_server(forest_dir: Path) -> Iterator[str]:
     """``python -m ping`` serving the forest on 127.0.0.1, as the image runs it."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "PING_MODEL_DIR": str(forest_dir),
-        "PING_PORT": str(port),
-        "PING_ACCESS_LOG": "false",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ping"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
+    server = start_server(forest_dir)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"server exited: {process.communicate()[1]}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    pytest.fail("server did not become ready")
-                time.sleep(0.05)
-        yield url
+        wait_ready(server)
+        yield server.url
     finally:
-        process.terminate()
-        process.communicate(timeout=30)
+        server.process.terminate()
+        server.process.communicate(timeout=30)
 
 
 def test_real_server_answers_many_concurrent_clients_with_their_own_rows(
