@@ -1,5 +1,6 @@
 """The app factory: wires settings, model, batcher, metrics and the error handler."""
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -54,6 +55,11 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
             max_rows=settings.batch_max_rows,
             max_wait_us=settings.batch_max_wait_us,
         )
+        # What exists now (imports, the model) lives as long as the process. Freezing it
+        # keeps the collector from rescanning those ~1M objects in every full collection:
+        # that pause was most of p99 (bench, logreg at 32 connections: 62 ms -> 17 ms).
+        gc.collect()
+        gc.freeze()
         batcher.start()
         app.state.model = loaded
         app.state.batcher = batcher
