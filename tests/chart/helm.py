@@ -132,3 +132,20 @@ def main_container(objects: Iterable[Manifest]) -> dict[str, Any]:
     containers = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
     assert len(containers) == 1
     return containers[0]  # type: ignore[no-any-return]
+
+
+def run_test_command(pod: Manifest, target_url: str) -> subprocess.CompletedProcess[str]:
+    """Run the pod's own command here, with TARGET_URL pointed at target_url."""
+    (container,) = pod["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    env["TARGET_URL"] = target_url
+    for tool in ("sh", "curl"):
+        assert shutil.which(tool), f"{tool} is needed to run the helm test command locally"
+    return subprocess.run(
+        container["command"],
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

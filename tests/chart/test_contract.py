@@ -32,7 +32,7 @@ import httpx
 import pytest
 
 from .dockerfile import ImageConfig, container_argv
-from .helm import Manifest, main_container, one, render_chart
+from .helm import Manifest, main_container, one, render_chart, run_test_command
 
 pytestmark = pytest.mark.chart
 
@@ -202,15 +202,7 @@ def test_the_helm_test_command_passes_against_the_real_app(
     env = {e["name"]: e["value"] for e in test_container["env"]}
     assert env["TARGET_URL"] == f"http://{service['metadata']['name']}:{service_port['port']}"
     # The Service's host swapped for 127.0.0.1, and its port for the pod port its targetPort names.
-    env["TARGET_URL"] = running.url(service_port["targetPort"], "")
-    result = subprocess.run(
-        test_container["command"],
-        env={"PATH": os.environ["PATH"], **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_test_command(test_pod, running.url(service_port["targetPort"], ""))
     assert result.returncode == 0, f"{result.stdout}{result.stderr}\n{running.output()}"
     assert 'predict: {"prediction":0}' in result.stdout
 

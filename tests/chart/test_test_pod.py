@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
 from typing import Any
 
 import pytest
 
-from .helm import Manifest, one
+from .helm import Manifest, one, run_test_command
 from .pss import restricted_violations
 from .stub_server import stub_server
 
@@ -22,23 +19,6 @@ READY = [(200, '{"status":"ready"}')]
 @pytest.fixture(scope="module")
 def test_pod(rendered: list[Manifest]) -> Manifest:
     return one(rendered, "Pod")
-
-
-def run_test_command(pod: Manifest, target_url: str) -> subprocess.CompletedProcess[str]:
-    """Run the pod's own command here, with TARGET_URL pointed at target_url."""
-    (container,) = pod["spec"]["containers"]
-    env = {e["name"]: e["value"] for e in container["env"]}
-    env["TARGET_URL"] = target_url
-    for tool in ("sh", "curl"):
-        assert shutil.which(tool), f"{tool} is needed to run the helm test command locally"
-    return subprocess.run(
-        container["command"],
-        env={"PATH": os.environ["PATH"], **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_it_is_a_helm_test_hook_whose_log_survives_for_helm_test_logs(test_pod: Manifest) -> None:
