@@ -140,10 +140,9 @@ class MicroBatcher:
         return jobs
 
     def _call_model(self, rows: np.ndarray, want_probabilities: bool) -> Prediction:
-        return Prediction(
-            labels=self._model.predict(rows),
-            probabilities=self._model.predict_proba(rows) if want_probabilities else None,
-        )
+        if want_probabilities:
+            return Prediction(*self._model.predict_with_probabilities(rows))
+        return Prediction(labels=self._model.predict(rows))
 
     @staticmethod
     def _answer(jobs: list[_Job], result: Prediction) -> None:

@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
+# Trees split on float32, and scikit-learn refuses any value past its range.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class ArtifactError(Exception):
@@ -86,7 +87,7 @@ class ForestPath:
             x = step.transform(x)
         if not isinstance(x, np.ndarray) or x.ndim != 2 or not np.isfinite(x).all():
             return None
-        if x.size and np.abs(x).max() > _FLOAT32_MAX:  # sklearn warns, then refuses it
+        if x.size and np.abs(x).max() > FLOAT32_MAX:  # sklearn warns, then refuses it
             return None
         x = np.ascontiguousarray(x, dtype=np.float32)  # the dtype trees split on
         proba = np.zeros((x.shape[0], self.forest.n_classes_), dtype=np.float64)
@@ -110,11 +111,22 @@ class Model:
 
     def predict(self, rows: np.ndarray) -> np.ndarray:
         """Class labels for a 2-D float array."""
-        if self.forest is not None:
-            proba = self.forest.predict_proba(rows)
-            if proba is not None:  # as ForestClassifier.predict does it
-                return np.asarray(self.forest.forest.classes_.take(np.argmax(proba, axis=1)))
+        proba = None if self.forest is None else self.forest.predict_proba(rows)
+        if proba is not None:
+            return self._forest_labels(proba)
         return np.asarray(self.estimator.predict(rows))
+
+    def predict_with_probabilities(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Labels and probabilities; a forest derives both from one pass over its trees."""
+        proba = None if self.forest is None else self.forest.predict_proba(rows)
+        if proba is not None:
+            return self._forest_labels(proba), proba
+        return self.predict(rows), self.predict_proba(rows)
+
+    def _forest_labels(self, proba: np.ndarray) -> np.ndarray:
+        assert self.forest is not None
+        # As ForestClassifier.predict does it.
+        return np.asarray(self.forest.forest.classes_.take(np.argmax(proba, axis=1)))
 
     def predict_proba(self, rows: np.ndarray) -> np.ndarray:
         """Class probabilities, columns in ``metadata.classes`` order."""
@@ -129,11 +141,8 @@ class Model:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def read_metadata(model_dir: Path) -> ModelMetadata:

@@ -14,12 +14,9 @@ from ping.errors import (
     UnsupportedMediaType,
     from_validation_error,
 )
+from ping.model import FLOAT32_MAX
 
 Body = TypeVar("Body", bound=BaseModel)
-
-# Tree models split on float32, and scikit-learn refuses (with a ValueError, a 500 if
-# let through) any value past its range: so every model's input is held to it.
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _is_json(content_type: str) -> bool:
@@ -88,7 +85,11 @@ def rows_to_array(
 
 
 def check_float32_range(matrix: np.ndarray, cell_field: Callable[[int, int], str]) -> None:
-    """Refuse the first value past float32's range, naming it by ``cell_field(row, column)``."""
+    """Refuse the first value past float32's range, naming it by ``cell_field(row, column)``.
+
+    A forest would raise ValueError on it (a 500 if let through), so every model's input
+    is held to the range.
+    """
     outside = np.abs(matrix) > FLOAT32_MAX
     if outside.any():
         row, column = (int(i) for i in np.argwhere(outside)[0])

@@ -99,6 +99,9 @@ def test_forest_fast_path_is_bit_identical_to_sklearn(forest: Model, sample: str
 
     assert np.array_equal(forest.predict(rows), forest.estimator.predict(rows))
     assert np.array_equal(forest.predict_proba(rows), forest.estimator.predict_proba(rows))
+    labels, proba = forest.predict_with_probabilities(rows)
+    assert np.array_equal(labels, forest.estimator.predict(rows))
+    assert np.array_equal(proba, forest.estimator.predict_proba(rows))
 
 
 def test_extra_trees_take_the_fast_path_with_identical_results() -> None:
