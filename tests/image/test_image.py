@@ -353,7 +353,7 @@ def test_dockerignore_keeps_dev_trees_out_of_the_context(engine: None) -> None:
     context = {n.removeprefix("ctx/") for n in names if n.startswith("ctx/")}
     top = {n.split("/")[0] for n in context}
 
-    assert {"requirements.lock", "training/train.py", "src/ping/__main__.py"} <= context
+    assert {"requirements.lock", "training/train.py", "src/ping/serve.py"} <= context
     assert not top & {".git", ".venv", ".tools", ".cache", "tests", "charts", "models"}
     assert not [n for n in context if "__pycache__" in n or n.endswith(".pyc")]
 
