@@ -130,7 +130,8 @@ class OtelTracing(Tracing):
             links=links,
             attributes=attributes,
         ) as call:
-            started = time_ns()
+            # The wait ends exactly where the call begins.
+            started = getattr(call, "start_time", None) or time_ns()
             back = [Link(call.get_span_context())]
             for request in traced:
                 if not request.waited:
