@@ -51,7 +51,10 @@ def create_app(
             readiness.problem = problem
             metrics.refuse_model("version_mismatch")
             logger.error("model refused: %s", problem)
-            yield
+            try:
+                yield
+            finally:
+                tracing.shutdown()
             return
         if problem:
             logger.warning("serving despite a version mismatch: %s", problem)

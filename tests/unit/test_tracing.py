@@ -35,8 +35,17 @@ class TracedServer:
     url: str
     spans: InMemorySpanExporter
 
-    def finished(self) -> list[ReadableSpan]:
-        return list(self.spans.get_finished_spans())
+    def finished(self, requests: int) -> list[ReadableSpan]:
+        """The finished spans, once ``requests`` server spans have ended. The server span
+        ends just after the response's last byte is sent, so the client can be faster."""
+        deadline = time.monotonic() + 10
+        while True:
+            spans = list(self.spans.get_finished_spans())
+            servers = [s for s in spans if s.kind == SpanKind.SERVER]
+            if len(servers) >= requests or time.monotonic() > deadline:
+                assert len(servers) == requests, [s.name for s in servers]
+                return spans
+            time.sleep(0.01)
 
 
 @pytest.fixture
@@ -88,7 +97,7 @@ def test_a_batched_burst_is_one_model_call_span_linked_to_every_request(
 ) -> None:
     answers = asyncio.run(_burst(traced.url))
     assert [a.json() for a in answers] == [{"prediction": 0}] * BURST
-    spans = traced.finished()
+    spans = traced.finished(BURST)
 
     requests = by_name(spans, "POST /predict")
     (call,) = by_name(spans, "ping.model_call")
@@ -126,7 +135,7 @@ def test_an_incoming_traceparent_is_continued_down_to_the_model_call(
         headers={"traceparent": traceparent},
     )
     assert response.status_code == 200
-    spans = traced.finished()
+    spans = traced.finished(1)
 
     (request,) = by_name(spans, "POST /predict")
     assert request.context is not None
@@ -148,7 +157,7 @@ def test_a_refused_request_has_a_failed_validate_span_and_no_model_call(
 ) -> None:
     response = httpx.post(f"{traced.url}/predict", json={"features": [1, 2]})
     assert response.status_code == 422
-    spans = traced.finished()
+    spans = traced.finished(1)
 
     (request,) = by_name(spans, "POST /predict")
     (validate,) = by_name(spans, "ping.validate")
@@ -166,7 +175,7 @@ def test_v2_infer_is_traced_like_predict(traced: TracedServer) -> None:
         ]
     }
     assert httpx.post(f"{traced.url}/v2/models/iris/infer", json=infer).status_code == 200
-    spans = traced.finished()
+    spans = traced.finished(1)
 
     (request,) = by_name(spans, "POST /v2/models/{name}/infer")
     assert children(spans, request).keys() == {
@@ -179,8 +188,10 @@ def test_v2_infer_is_traced_like_predict(traced: TracedServer) -> None:
 def test_probes_and_scrapes_are_not_traced(traced: TracedServer) -> None:
     for path in ("/healthz", "/readyz", "/metrics", "/v2/health/ready"):
         assert httpx.get(f"{traced.url}{path}").status_code == 200
+    # A traced request after them: once its span is in, theirs would be too.
+    assert httpx.get(f"{traced.url}/metadata").status_code == 200
 
-    assert traced.finished() == []
+    assert [s.name for s in traced.finished(1)] == ["GET /metadata"]
 
 
 def test_log_lines_carry_the_request_trace_and_span_ids(
@@ -192,9 +203,15 @@ def test_log_lines_carry_the_request_trace_and_span_ids(
             json={"instances": [SEED_ROW] * BURST},
             headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"},
         )
+        (request,) = by_name(traced.finished(1), "POST /predict")
+        deadline = time.monotonic() + 10  # the line is written just after the response is sent
+        while time.monotonic() < deadline:
+            lines = [r for r in caplog.records if r.name == "ping.access"]
+            if lines:
+                break
+            time.sleep(0.01)
     assert response.status_code == 200
-    (request,) = by_name(traced.finished(), "POST /predict")
-    (line,) = [r for r in caplog.records if r.name == "ping.access"]
+    (line,) = lines
 
     assert request.context is not None
     assert line.trace_id == TRACE_ID  # type: ignore[attr-defined]
@@ -235,3 +252,36 @@ def test_an_unusable_tracing_setup_stops_start_up_with_one_line(model_dir: Path)
         "ping: cannot trace: OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' is not supported; Ping exports "
         "OTLP as http/protobuf (send it to the collector's port 4318)\n"
     )
+
+
+async def _mixed_burst(url: str) -> list[httpx.Response]:
+    """BURST single rows, the first two from callers that sampled their trace out."""
+    unsampled = {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-00"}
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        return await asyncio.gather(
+            *(
+                client.post(
+                    "/predict", json={"features": SEED_ROW}, headers=unsampled if i < 2 else {}
+                )
+                for i in range(BURST)
+            )
+        )
+
+
+def test_unsampled_requests_get_no_spans_and_no_link_from_the_model_call(
+    traced: TracedServer,
+) -> None:
+    answers = asyncio.run(_mixed_burst(traced.url))
+    assert [a.status_code for a in answers] == [200] * BURST
+    spans = traced.finished(BURST - 2)
+
+    requests = by_name(spans, "POST /predict")
+    (call,) = by_name(spans, "ping.model_call")
+    assert len(requests) == BURST - 2
+    assert all(s.context and format(s.context.trace_id, "032x") != TRACE_ID for s in spans)
+    assert {link.context.span_id for link in call.links} == {
+        r.context.span_id for r in requests if r.context
+    }
+    # The call still says how many requests and rows it served, sampled or not.
+    assert call.attributes == {"ping.batch.rows": BURST, "ping.batch.requests": BURST}
+    assert len(by_name(spans, "ping.validate")) == len(by_name(spans, "ping.queue_wait")) == 3
