@@ -80,11 +80,13 @@ class OtelTracing(Tracing):
         if exporter is not None:
             provider.add_span_processor(SimpleSpanProcessor(exporter))
         else:
+            # Batched, console included: no export I/O ever runs on the event loop or the
+            # predict thread (a blocked stdout would stall both).
             for name in _exporter_names():
                 if name == "otlp":
                     provider.add_span_processor(BatchSpanProcessor(_otlp_exporter()))
                 elif name == "console":
-                    provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+                    provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
         return cls(provider)
 
     def telemetry(self) -> TelemetryConfig:
