@@ -21,6 +21,7 @@ CERTIFICATE}`` and ``OTEL_BSP_*``. ``OTEL_TRACES_EXPORTER`` picks ``otlp`` (the 
 
 import logging
 import os
+import threading
 from collections.abc import Iterator, MutableMapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -48,6 +49,10 @@ UNTRACED_PATHS = frozenset(
     {"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"}
 )
 EXPORTERS = ("otlp", "console", "none")
+# At exit, queued spans get this long to reach the collector. The pod's grace period is
+# budgeted for draining requests (see the chart), not for a collector that does not answer
+# (the exporter would retry for up to OTEL_EXPORTER_OTLP_TIMEOUT, 10 s by default).
+SHUTDOWN_SECONDS = 3.0
 _NOTHING: AbstractContextManager[None] = nullcontext()
 _PROTOCOL_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
 
@@ -154,7 +159,13 @@ class OtelTracing(Tracing):
             yield
 
     def shutdown(self) -> None:
-        self.provider.shutdown()
+        # The SDK's shutdown has no deadline of its own; its export threads are daemons, so
+        # whatever is still trying when the time is up ends with the process.
+        flusher = threading.Thread(
+            target=self.provider.shutdown, name="ping-trace-flush", daemon=True
+        )
+        flusher.start()
+        flusher.join(SHUTDOWN_SECONDS)
 
 
 def _untraced(scope: MutableMapping[str, Any]) -> bool:

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import signal
 import socket
 import threading
 import time
@@ -16,7 +17,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from tests.conftest import SEED_ROW
-from tests.unit.live_server import start_server
+from tests.unit.live_server import start_server, wait_ready
 
 from ping.app import create_app
 from ping.otel import OtelTracing
@@ -285,3 +286,27 @@ def test_unsampled_requests_get_no_spans_and_no_link_from_the_model_call(
     # The call still says how many requests and rows it served, sampled or not.
     assert call.attributes == {"ping.batch.rows": BURST, "ping.batch.requests": BURST}
     assert len(by_name(spans, "ping.validate")) == len(by_name(spans, "ping.queue_wait")) == 3
+
+
+def test_a_collector_that_does_not_answer_delays_shutdown_by_at_most_a_few_seconds(
+    model_dir: Path,
+) -> None:
+    # Nothing listens on port 9, and the exporter would retry for 60 s.
+    server = start_server(
+        model_dir,
+        PING_TRACING="true",
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
+        OTEL_EXPORTER_OTLP_TIMEOUT="60",
+    )
+    try:
+        wait_ready(server)
+        response = httpx.post(f"{server.url}/predict", json={"features": SEED_ROW})
+        assert response.json() == {"prediction": 0}  # a dead collector costs no prediction
+        started = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=60) == 0
+        assert time.monotonic() - started < 20  # SHUTDOWN_SECONDS (3) plus start-up slack
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+        server.process.communicate()
