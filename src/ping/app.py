@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 import ping
 from ping import api, v2
+from ping.accesslog import AccessLog
 from ping.batching import MicroBatcher
 from ping.errors import (
     PROBLEM_JSON,
@@ -42,9 +43,23 @@ def create_app(
     tracing = tracing or load_tracing(settings)
     metrics = Metrics.for_settings(settings)
     readiness = Readiness()
+    # The access log is an info-level line: a quieter PING_LOG_LEVEL turns it off too.
+    quiet = settings.log_level not in ("info", "debug")
+    access_log = None if quiet or not settings.access_log else AccessLog(tracing)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if access_log is not None:
+            access_log.start()
+        try:
+            async with _serving(app):
+                yield
+        finally:
+            if access_log is not None:
+                access_log.close()
+
+    @asynccontextmanager
+    async def _serving(app: FastAPI) -> AsyncIterator[None]:
         loaded = model or load_model(settings.model_dir)
         problem = version_problem(loaded.metadata)
         if problem and not settings.allow_version_mismatch:
@@ -107,7 +122,8 @@ def create_app(
     app.state.model = None
     app.include_router(api.router)
     app.include_router(v2.router)
-    app.add_middleware(ObservabilityMiddleware, metrics=metrics, access_log=settings.access_log)
+    app.state.access_log = access_log
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics, access_log=access_log)
     app.add_exception_handler(PingError, problem_response)
     app.add_exception_handler(RequestValidationError, problem_response)
     app.add_exception_handler(HTTPException, problem_response)

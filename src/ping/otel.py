@@ -94,6 +94,9 @@ class OtelTracing(Tracing):
                     provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
         return cls(provider)
 
+    def log_ids(self) -> tuple[str, str] | None:
+        return _current_ids()
+
     def telemetry(self) -> TelemetryConfig:
         return {
             "tracer_provider": self.provider,
@@ -210,6 +213,13 @@ def _otlp_exporter() -> SpanExporter:
     return OTLPSpanExporter()  # endpoint, headers, timeout...: OTEL_EXPORTER_OTLP_*
 
 
+def _current_ids() -> tuple[str, str] | None:
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return None
+    return format(context.trace_id, "032x"), format(context.span_id, "016x")
+
+
 def _install_log_correlation() -> None:
     """Put the current trace and span ids on every log record, as `trace_id` and `span_id`
     (W3C hex), so the JSON log lines of a request carry its trace. Once per process."""
@@ -219,10 +229,8 @@ def _install_log_correlation() -> None:
 
     def record_with_trace_ids(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = previous(*args, **kwargs)
-        context = trace.get_current_span().get_span_context()
-        if context.is_valid:
-            record.trace_id = format(context.trace_id, "032x")
-            record.span_id = format(context.span_id, "016x")
+        if (ids := _current_ids()) is not None:
+            record.trace_id, record.span_id = ids
         return record
 
     record_with_trace_ids.ping_trace_ids = True  # type: ignore[attr-defined]

@@ -62,6 +62,10 @@ class Tracing:
         """Around one model call, on the predict thread, for the requests it serves."""
         return _NOTHING
 
+    def log_ids(self) -> tuple[str, str] | None:
+        """The current trace and span ids (W3C hex) for a log line, or None."""
+        return None
+
     def shutdown(self) -> None:
         """Flush and stop the exporter (at the end of the app's lifespan)."""
 

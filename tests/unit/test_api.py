@@ -1,6 +1,7 @@
 """The routes' happy paths, health, metadata, metrics and request ids, in process."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -105,19 +106,33 @@ def test_request_id_is_echoed_when_sent_and_generated_otherwise(client: TestClie
 
 
 def test_access_log_is_one_json_line_per_request(
-    client: TestClient, caplog: pytest.LogCaptureFixture
+    client: TestClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with caplog.at_level("INFO", logger="ping.access"):
-        client.post("/predict", json={"features": SEED_ROW}, headers={"X-Request-ID": "abc"})
+    client.post("/predict", json={"features": SEED_ROW}, headers={"X-Request-ID": "abc"})
+    client.app.state.access_log.flush()  # type: ignore[attr-defined]
 
-    [record] = [r for r in caplog.records if r.name == "ping.access"]
-    assert (record.method, record.path, record.status, record.request_id) == (
+    lines = [json.loads(x) for x in capsys.readouterr().err.splitlines() if "ping.access" in x]
+    [line] = lines
+    assert list(line) == [
+        "time",
+        "level",
+        "logger",
+        "message",
+        "method",
+        "path",
+        "status",
+        "latency_ms",
+        "request_id",
+    ]
+    assert (line["level"], line["logger"], line["message"]) == ("info", "ping.access", "request")
+    assert (line["method"], line["path"], line["status"], line["request_id"]) == (
         "POST",
         "/predict",
         200,
         "abc",
     )
-    assert record.latency_ms >= 0
+    assert line["latency_ms"] >= 0
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["time"])
 
 
 def test_openapi_docs_describe_predict(client: TestClient) -> None:
