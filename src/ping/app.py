@@ -25,7 +25,7 @@ from ping.errors import (
 )
 from ping.health import Readiness
 from ping.metrics import Metrics
-from ping.middleware import ObservabilityMiddleware
+from ping.middleware import InFlight, ObservabilityMiddleware
 from ping.model import Model, load_model, version_problem
 from ping.settings import Settings
 from ping.tracing import Tracing, load_tracing
@@ -46,6 +46,7 @@ def create_app(
     # The access log is an info-level line: a quieter PING_LOG_LEVEL turns it off too.
     quiet = settings.log_level not in ("info", "debug")
     access_log = None if quiet or not settings.access_log else AccessLog(tracing)
+    in_flight = InFlight()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -79,6 +80,7 @@ def create_app(
             max_rows=settings.batch_max_rows,
             max_wait_us=settings.batch_max_wait_us,
             tracing=tracing,
+            in_flight=in_flight,
         )
         # What exists now (imports, the model) lives as long as the process. Freezing it
         # keeps the collector from rescanning those ~1M objects in every full collection:
@@ -123,7 +125,9 @@ def create_app(
     app.include_router(api.router)
     app.include_router(v2.router)
     app.state.access_log = access_log
-    app.add_middleware(ObservabilityMiddleware, metrics=metrics, access_log=access_log)
+    app.add_middleware(
+        ObservabilityMiddleware, metrics=metrics, access_log=access_log, in_flight=in_flight
+    )
     app.add_exception_handler(PingError, problem_response)
     app.add_exception_handler(RequestValidationError, problem_response)
     app.add_exception_handler(HTTPException, problem_response)

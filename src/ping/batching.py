@@ -6,17 +6,29 @@ The model runs on one worker thread, so a slow call never stalls the event loop
 that accepts connections and answers probes: scikit-learn's own forest predict
 (~4 ms) on the loop gave p99 274 ms at 32 connections, against 28 ms on the thread.
 Under load the hop costs nothing measurable (the same CPU per request either way,
-for both bench models); a lone request pays ~0.1 ms for it.
+for both bench models).
 
 A lone request waits for nobody: a batch is whatever queued while the previous
 call ran, plus at most ``max_wait_us`` after its oldest request arrived when that
 is set above zero. A full batch (``max_rows``) goes at once.
+
+A lone request does not pay for the hop either, when the model is known to be quick:
+when it is the only request in flight, with nothing queued or running (and no wait
+bound), a call whose recent median is at most ``INLINE_MAX_SECONDS`` runs right on the
+event loop. The hop (queue, thread wake-up, ``call_soon_threadsafe``) was a third of a
+lone logreg request's CPU profile. Before it decides, the request yields once, so that
+requests read in the same loop turn are counted: a request runs start to finish without
+yielding when its body is already in, so without that every request of a busy server
+looked alone, and ran inline, one by one (logreg at 32 connections: 161 -> 388 us of CPU
+per request).
+The bound keeps slow models, the forest among them (~0.3 ms even on its fast path),
+on the thread, so they never hold the loop (PERF-NOTES.md, trap 2).
 """
 
 import asyncio
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -26,6 +38,13 @@ from ping.errors import ModelNotReady
 from ping.metrics import Metrics
 from ping.model import Model
 from ping.tracing import Tracing, Waiting
+
+# A call may run on the event loop when the median of the last INLINE_SAMPLES calls took
+# at most this much CPU time (in the server, logreg ~0.28 ms and the forest ~0.5 ms here),
+# and it has few rows.
+INLINE_MAX_SECONDS = 0.000_4
+INLINE_SAMPLES = 15
+INLINE_MAX_ROWS = 64
 
 
 @dataclass(frozen=True)
@@ -56,7 +75,10 @@ class MicroBatcher:
         max_rows: int,
         max_wait_us: int,
         tracing: Tracing | None = None,
+        in_flight: Callable[[], int] | None = None,
     ) -> None:
+        """``in_flight`` counts the server's requests in progress; without it, every
+        call goes through the queue and the thread."""
         self._model = model
         self._metrics = metrics
         self._call_seconds = metrics.model_call.labels(model.metadata.name)
@@ -69,6 +91,10 @@ class MicroBatcher:
         self._closing = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ping-predict")
         self._worker: asyncio.Task[None] | None = None
+        self._running = False  # a batch is being answered
+        self._recent_calls: deque[float] = deque(maxlen=INLINE_SAMPLES)  # seconds per call
+        self._quick = False  # the median of those is within INLINE_MAX_SECONDS
+        self._in_flight = in_flight
 
     def start(self) -> None:
         """Start serving batches; call once the model is loaded, from the event loop."""
@@ -78,13 +104,33 @@ class MicroBatcher:
         """Predict ``rows`` (already validated) in the next batch."""
         if self._closing:
             raise ModelNotReady("shutting down: no new predictions are accepted")
-        loop = asyncio.get_running_loop()
         waiting = self._tracing.capture(len(rows))
+        if self._alone(rows):
+            await asyncio.sleep(0)  # let requests read in this loop turn count themselves
+        if self._alone(rows):
+            # Alone and quick: answered on the loop, as the batch of one it would have been.
+            self._metrics.queue_wait.observe(0.0)
+            self._metrics.batch_rows.observe(len(rows))
+            return self._call_model(rows, want_probabilities, [waiting])
+        loop = asyncio.get_running_loop()
         job = _Job(rows, want_probabilities, loop.create_future(), loop.time(), waiting)
         self._queue.append(job)
         self._queued_rows += len(rows)
         self._wakeup.set()
         return await job.future
+
+    def _alone(self, rows: np.ndarray) -> bool:
+        """Whether ``rows`` may run inline: a quick model, and no other request around."""
+        return (
+            self._quick
+            and self._in_flight is not None
+            and self._in_flight() == 1
+            and not self._queue
+            and not self._running
+            and not self._max_wait
+            and not self._closing
+            and len(rows) <= INLINE_MAX_ROWS
+        )
 
     async def close(self) -> None:
         """Refuse new work, answer everything already queued or running, then stop."""
@@ -107,7 +153,11 @@ class MicroBatcher:
             started = loop.time()
             for job in jobs:
                 self._metrics.queue_wait.observe(started - job.enqueued)
-            await self._run(jobs, loop)
+            self._running = True
+            try:
+                await self._run(jobs, loop)
+            finally:
+                self._running = False
 
     async def _run(self, jobs: list[_Job], loop: asyncio.AbstractEventLoop) -> None:
         """One model call for ``jobs``; a failure is narrowed down to the jobs that cause it."""
@@ -160,13 +210,25 @@ class MicroBatcher:
     ) -> Prediction:
         """One model call, on the predict thread: timed, and traced when tracing is on."""
         with self._tracing.model_call(waiting, len(rows)):
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.thread_time()
             try:
                 if want_probabilities:
                     return Prediction(*self._model.predict_with_probabilities(rows))
                 return Prediction(labels=self._model.predict(rows))
             finally:
                 self._call_seconds.observe(time.perf_counter() - started)
+                # CPU time, not wall time: a busy machine must not make a quick model
+                # look slow, nor the reverse (the call holds whichever thread runs it).
+                self._learn_speed(time.thread_time() - cpu_started)
+
+    def _learn_speed(self, seconds: float) -> None:
+        """Keep ``_quick`` current: runs after every call, on whichever thread made it."""
+        recent = self._recent_calls
+        recent.append(seconds)
+        self._quick = (
+            len(recent) == INLINE_SAMPLES
+            and sorted(recent)[INLINE_SAMPLES // 2] <= INLINE_MAX_SECONDS
+        )
 
     @staticmethod
     def _answer(jobs: list[_Job], result: Prediction) -> None:

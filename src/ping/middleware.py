@@ -21,10 +21,17 @@ _CLIENT_ID = re.compile(rb"[A-Za-z0-9._:/+=-]{1,128}")
 class ObservabilityMiddleware:
     """Assigns ``X-Request-ID`` (honouring the client's), counts and times the request, logs it."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: AccessLog | None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: Metrics,
+        access_log: AccessLog | None,
+        in_flight: "InFlight | None" = None,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.access_log = access_log
+        self.in_flight = in_flight or InFlight()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -35,6 +42,7 @@ class ObservabilityMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500  # what the client gets if the app dies before answering
         self.metrics.in_flight.inc()
+        self.in_flight.count += 1
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -51,6 +59,7 @@ class ObservabilityMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             self.metrics.in_flight.dec()
+            self.in_flight.count -= 1
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
             self.metrics.requests.labels(template, scope["method"], str(status)).inc()
@@ -59,6 +68,16 @@ class ObservabilityMiddleware:
                 self.access_log.request(
                     scope["method"], scope["path"], status, round(elapsed * 1000, 3), request_id
                 )
+
+
+class InFlight:
+    """HTTP requests in progress, as a plain int the batcher reads (it runs a lone
+    request's model call inline); the Prometheus gauge is for scraping."""
+
+    count = 0
+
+    def __call__(self) -> int:
+        return self.count
 
 
 class _RequestIds:

@@ -6,7 +6,9 @@ bound is checked against the event loop's own clock, which the test moves by han
 """
 
 import asyncio
+import dataclasses
 import json
+import threading
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,7 +26,7 @@ from tests.unit.live_server import start_server, wait_ready
 from training.train import train
 
 from ping.app import create_app
-from ping.batching import MicroBatcher, Prediction
+from ping.batching import INLINE_SAMPLES, MicroBatcher, Prediction
 from ping.errors import ModelNotReady
 from ping.metrics import Metrics
 from ping.model import ForestPath, Model, load_model
@@ -64,12 +66,15 @@ def run(
     *,
     max_rows: int = 1024,
     max_wait_us: int = 0,
+    in_flight: Callable[[], int] | None = None,
 ) -> tuple[Any, Metrics]:
     """Run ``scenario`` against a started batcher in a fresh event loop; close it after."""
     metrics = Metrics()
 
     async def main() -> Any:
-        batcher = MicroBatcher(model, metrics, max_rows=max_rows, max_wait_us=max_wait_us)
+        batcher = MicroBatcher(
+            model, metrics, max_rows=max_rows, max_wait_us=max_wait_us, in_flight=in_flight
+        )
         batcher.start()
         try:
             return await asyncio.wait_for(scenario(batcher), timeout=60)
@@ -255,6 +260,84 @@ def test_close_answers_queued_and_running_work_then_refuses_new(logreg: Model) -
         logreg.estimator.predict(rows).tolist() for rows in inputs
     ]
     assert isinstance(refused, ModelNotReady)
+
+
+# --- a lone request, inline -----------------------------------------------------------
+
+
+class ThreadRecorder:
+    """The real estimator, noting which thread each ``predict`` ran on."""
+
+    def __init__(self, estimator: Any) -> None:
+        self.estimator = estimator
+        self.threads: list[int] = []
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        self.threads.append(threading.get_ident())
+        return np.asarray(self.estimator.predict(rows))
+
+
+def recording(model: Model) -> tuple[Model, ThreadRecorder]:
+    recorder = ThreadRecorder(model.estimator)
+    return dataclasses.replace(model, estimator=recorder), recorder
+
+
+def test_a_lone_request_to_a_quick_model_runs_on_the_loop_with_identical_answers(
+    logreg: Model,
+) -> None:
+    model, recorder = recording(logreg)
+    inputs = [random_rows(1, seed=i) for i in range(INLINE_SAMPLES + 20)]
+
+    async def scenario(batcher: MicroBatcher) -> tuple[list[Prediction], int]:
+        return [await batcher.predict(rows) for rows in inputs], threading.get_ident()
+
+    (results, loop_thread), metrics = run(model, scenario, in_flight=lambda: 1)
+
+    assert [r.labels.tolist() for r in results] == [
+        logreg.estimator.predict(rows).tolist() for rows in inputs
+    ]
+    # Its first calls go to the thread while their speed is learnt; then it is known quick.
+    assert recorder.threads[:INLINE_SAMPLES].count(loop_thread) == 0
+    assert recorder.threads[-1] == loop_thread
+    assert model_calls(metrics) == len(inputs)
+
+
+def test_requests_with_company_are_batched_on_the_thread_even_for_a_quick_model(
+    logreg: Model,
+) -> None:
+    model, recorder = recording(logreg)
+    warm = [random_rows(1, seed=i) for i in range(INLINE_SAMPLES)]
+    burst = [random_rows(1, seed=100 + i) for i in range(8)]
+    in_flight = [1]
+
+    async def scenario(batcher: MicroBatcher) -> tuple[list[Prediction], int]:
+        for rows in warm:
+            await batcher.predict(rows)
+        in_flight[0] = len(burst)  # the server counts every request in progress
+        answers = await asyncio.gather(*(batcher.predict(rows) for rows in burst))
+        return answers, threading.get_ident()
+
+    (results, loop_thread), metrics = run(model, scenario, in_flight=lambda: in_flight[0])
+
+    assert model_calls(metrics) == len(warm) + 1  # the burst is one call
+    assert recorder.threads[-1] != loop_thread
+    assert [r.labels.tolist() for r in results] == [
+        logreg.estimator.predict(rows).tolist() for rows in burst
+    ]
+
+
+def test_a_wait_bound_keeps_even_a_lone_quick_request_on_the_thread(logreg: Model) -> None:
+    model, recorder = recording(logreg)
+    inputs = [random_rows(1, seed=i) for i in range(INLINE_SAMPLES + 5)]
+
+    async def scenario(batcher: MicroBatcher) -> int:
+        for rows in inputs:
+            await batcher.predict(rows)
+        return threading.get_ident()
+
+    loop_thread, _ = run(model, scenario, max_wait_us=1, in_flight=lambda: 1)
+
+    assert loop_thread not in recorder.threads
 
 
 # --- through the HTTP stack -----------------------------------------------------------
