@@ -115,7 +115,7 @@ frontend public
   http-request return status 200 content-type text/plain string "ready" if { path /readyz }
 
   # Edge limits, cheapest first: header size, request rate per address, body size.
-  http-request return {{ include "ping.gateway.problem" (dict "status" 431 "title" "Request Header Fields Too Large" "detail" (printf "request headers are larger than the %d-byte limit of the gateway" (int64 $l.maxHeaderBytes)) "dynamic" true) }} if { req.hdrs_len gt {{ int64 $l.maxHeaderBytes }} }
+  http-request return {{ include "ping.gateway.problem" (dict "status" 431 "title" "Request Header Fields Too Large" "detail" (printf "request headers are larger than the %d-byte limit of the gateway" (int64 $l.maxHeaderBytes)) "dynamic" true) }} if { req.hdrs,length gt {{ int64 $l.maxHeaderBytes }} }
   http-request return {{ include "ping.gateway.problem" (dict "status" 429 "title" "Too Many Requests" "detail" (printf "more than %d requests in %d s from this address" (int64 $l.perIP.requests) (int64 $l.perIP.periodSeconds)) "dynamic" true) }} hdr Retry-After {{ int64 $l.perIP.periodSeconds }} if { sc_http_req_rate(0) gt {{ int64 $l.perIP.requests }} }
   http-request return {{ include "ping.gateway.problem" (dict "status" 411 "title" "Length Required" "detail" "the gateway needs a Content-Length header; chunked request bodies are refused" "dynamic" true) }} if { req.hdr(transfer-encoding) -m found }
   http-request return {{ include "ping.gateway.problem" (dict "status" 413 "title" "Content Too Large" "detail" (printf "body is larger than the %d-byte limit of the gateway" (int64 $l.maxBodyBytes)) "dynamic" true) }} if { req.hdr_val(content-length) gt {{ int64 $l.maxBodyBytes }} }

@@ -11,15 +11,19 @@ this release's model Service (and of any other model Service named in gateway.ro
 {{- printf "%s-pods" (include "ping.fullname" . | trunc 58 | trimSuffix "-") }}
 {{- end }}
 
-{{/* Selector labels of the gateway pods; the component label keeps them apart from the model pods. */}}
+{{/*
+Selector labels of the gateway pods. Their name differs from the model pods' (as the test pod's
+does), so the model Service, PDB and NetworkPolicy never select a gateway pod.
+*/}}
 {{- define "ping.gateway.selectorLabels" -}}
-{{ include "ping.selectorLabels" . }}
-app.kubernetes.io/component: gateway
+app.kubernetes.io/name: {{ include "ping.name" . }}-gateway
+app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{- define "ping.gateway.labels" -}}
 helm.sh/chart: {{ include "ping.chart" . }}
 {{ include "ping.gateway.selectorLabels" . }}
+app.kubernetes.io/component: gateway
 app.kubernetes.io/version: {{ .Values.gateway.image.tag | trunc 63 | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
