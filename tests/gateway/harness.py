@@ -226,13 +226,13 @@ def start_proxy(
     config_path: Path, port: int, log_path: Path, tls_port: int | None = None
 ) -> Proxy:
     """Run haproxy in the foreground, as the pod does; returns once /healthz answers."""
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        [haproxy_binary(), "-db", "-f", str(config_path)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=config_path.parent,
-    )
+    with log_path.open("wb") as log:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [haproxy_binary(), "-db", "-f", str(config_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=config_path.parent,
+        )
     proxy = Proxy(process, port, log_path, tls_port)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -271,7 +271,6 @@ class Ping:
 
 
 def start_ping(model_dir: Path, host: str, port: int, log_path: Path, **env: str) -> Ping:
-    log = log_path.open("wb")
     environment = {
         **os.environ,
         "PING_MODEL_DIR": str(model_dir),
@@ -280,13 +279,14 @@ def start_ping(model_dir: Path, host: str, port: int, log_path: Path, **env: str
         "PING_ACCESS_LOG": "true",
         **env,
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ping"],
-        env=environment,
-        cwd=REPO,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ping"],
+            env=environment,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     return Ping(process, host, port, log_path)
 
 

@@ -76,8 +76,9 @@ defaults
   option redispatch 1
   retry-on conn-failure empty-response junk-response
   option forwardfor
-  http-error {{ include "ping.gateway.problem" (dict "status" 400 "title" "Bad Request" "detail" "the gateway could not parse this HTTP request (too many headers, or malformed)") }}
-  http-error {{ include "ping.gateway.problem" (dict "status" 408 "title" "Request Timeout" "detail" "the request was not received in time") }}
+  # Errors raised while parsing, before any rule runs, come from files: no request id exists yet.
+  errorfile 400 /usr/local/etc/haproxy/error-400.http
+  errorfile 408 /usr/local/etc/haproxy/error-408.http
   http-error {{ include "ping.gateway.problem" (dict "status" 500 "title" "Internal Server Error" "detail" "the gateway failed" "dynamic" true) }}
   http-error {{ include "ping.gateway.problem" (dict "status" 502 "title" "Bad Gateway" "detail" "the model answered with an invalid response or closed the connection" "dynamic" true) }}
   http-error {{ include "ping.gateway.problem" (dict "status" 503 "title" "Service Unavailable" "detail" "no model pod of this route is ready; retry shortly" "dynamic" true) }}
@@ -157,4 +158,10 @@ backend route_{{ .name }}
   default-server check inter {{ $u.healthCheckInterval }} fall 2 rise 1 pool-purge-delay {{ $u.idleTimeout }} resolvers cluster resolve-prefer {{ $u.resolvePrefer }} init-addr none
   server-template pod {{ int64 $u.maxPodsPerRoute }} {{ .fqdn }}:{{ .port }}
 {{- end }}
+{{- end }}
+
+{{/* A raw HTTP error response for HAProxy's errorfile: a static problem+json body. */}}
+{{- define "ping.gateway.errorfile" -}}
+{{- $body := printf `{"type":"about:blank","title":"%s","status":%d,"detail":"%s"}` .title (int64 .status) .detail }}
+{{- printf "HTTP/1.1 %d %s\r\nContent-Type: application/problem+json\r\nContent-Length: %d\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n%s" (int64 .status) .title (len $body) $body }}
 {{- end }}
