@@ -59,7 +59,7 @@ resolvers cluster
 defaults
   mode http
   log global
-  log-format '{"time":"%[date,utime(%Y-%m-%dT%H:%M:%SZ)]","request_id":"%[var(txn.request_id)]","client":"%[var(txn.client)]","route":"%[var(txn.route)]","method":"%HM","path":"%[var(txn.instance)]","status":%ST,"bytes_in":%U,"bytes_out":%B,"duration_ms":%Ta,"upstream_ms":%Tr,"server":"%s","retries":%rc,"src":"%ci","termination":"%ts"}'
+  log-format '{"time":"%[date,utime(%Y-%m-%dT%H:%M:%SZ)]","request_id":"%[var(txn.request_id)]","client":"%[var(txn.client)]","route":"%[var(txn.route)]","method":"%HM","path":"%[var(txn.instance)]","status":%ST,"bytes_in":%U,"bytes_out":%B,"duration_ms":%Ta,"upstream_ms":%Tr,"server":"%s","retries":"%rc","src":"%ci","termination":"%ts"}'
   {{- if not $g.accessLog }}
   option dontlog-normal
   {{- end }}
@@ -155,7 +155,8 @@ backend route_{{ .name }}
   option httpchk
   http-check send meth GET uri /readyz
   http-check expect status 200
-  default-server check inter {{ $u.healthCheckInterval }} fall 2 rise 1 pool-purge-delay {{ $u.idleTimeout }} resolvers cluster resolve-prefer {{ $u.resolvePrefer }} init-addr none
+  # A pod that refuses connections is taken out at once, without waiting for the health check.
+  default-server check inter {{ $u.healthCheckInterval }} fall 2 rise 1 observe layer4 error-limit 3 on-error mark-down pool-purge-delay {{ $u.idleTimeout }} resolvers cluster resolve-prefer {{ $u.resolvePrefer }} init-addr none
   server-template pod {{ int64 $u.maxPodsPerRoute }} {{ .fqdn }}:{{ .port }}
 {{- end }}
 {{- end }}
