@@ -110,20 +110,25 @@ def gateway_factory(
 
     def start(overrides: dict[str, Any]) -> harness.Proxy:
         root = tmp_path_factory.mktemp("gateway")
-        files = harness.rendered_gateway_files(merged(VALUES, overrides))
+        values = merged(VALUES, overrides)
+        files = harness.rendered_gateway_files(values)
         port = harness.free_port()
+        tls_port = harness.free_port() if values["gateway"].get("tls", {}).get("enabled") else None
         config = harness.localize(
             files["haproxy.cfg"],
             root,
             dns_port=dns.port,
             http_port=port,
+            tls_port=tls_port,
             upstream_port=upstream_port,
             services=harness.service_addresses(files["haproxy.cfg"]),
         )
         path = harness.write_gateway(files, root, config, keys_text(KEYS), KEYS_FILE)
+        if tls_port is not None:
+            harness.self_signed_certificate(root / "tls")
         check = harness.check_config(path)
         assert check.returncode == 0, check.stdout + check.stderr
-        proxy = harness.start_proxy(path, port, root / "haproxy.log")
+        proxy = harness.start_proxy(path, port, root / "haproxy.log", tls_port)
         started.append(proxy)
         return proxy
 

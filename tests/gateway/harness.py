@@ -210,6 +210,22 @@ def write_gateway(files: Mapping[str, str], root: Path, config: str, keys: str, 
     return root / "conf" / "haproxy.cfg"
 
 
+def self_signed_certificate(directory: Path) -> Path:
+    """A certificate for 127.0.0.1, laid out as the pod mounts the TLS Secret; returns the cert."""
+    cert = directory / "gateway.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+            "-keyout", str(directory / "gateway.pem.key"), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )  # fmt: skip
+    return cert
+
+
 def check_config(config_path: Path) -> subprocess.CompletedProcess[str]:
     """`haproxy -c`: the proxy's own check of a configuration."""
     return subprocess.run(

@@ -300,3 +300,18 @@ def test_a_rotated_key_takes_effect_without_a_restart(stack: Stack) -> None:
             10,
             "the original keys to be back",
         )
+
+
+def test_a_client_connection_is_closed_after_its_request_allowance(
+    gateway_factory: GatewayFactory, stack: Stack
+) -> None:
+    proxy = gateway_factory({"gateway": {"limits": {"keepAliveRequests": 3}}})
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as sock:
+        answers = []
+        for _ in range(3):
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            answers.append(sock.recv(4096).lower())
+        assert all(a.startswith(b"http/1.1 200") for a in answers)
+        assert b"connection: close" not in answers[1]
+        assert b"connection: close" in answers[2]
+        assert sock.recv(1024) == b""  # the gateway closed it

@@ -76,9 +76,6 @@ defaults
   option redispatch 1
   retry-on conn-failure empty-response junk-response
   option forwardfor
-  # Errors raised while parsing, before any rule runs, come from files: no request id exists yet.
-  errorfile 400 /usr/local/etc/haproxy/error-400.http
-  errorfile 408 /usr/local/etc/haproxy/error-408.http
   http-error {{ include "ping.gateway.problem" (dict "status" 500 "title" "Internal Server Error" "detail" "the gateway failed" "dynamic" true) }}
   http-error {{ include "ping.gateway.problem" (dict "status" 502 "title" "Bad Gateway" "detail" "the model answered with an invalid response or closed the connection" "dynamic" true) }}
   http-error {{ include "ping.gateway.problem" (dict "status" 503 "title" "Service Unavailable" "detail" "no model pod of this route is ready; retry shortly" "dynamic" true) }}
@@ -101,6 +98,11 @@ frontend public
   # Connection cap per client address, before any HTTP parsing.
   tcp-request connection track-sc0 src table rate_by_source
   tcp-request connection reject if { sc_conn_cur(0) gt {{ int64 $l.perIP.connections }} }
+
+  # Keep-alive: a client connection serves at most this many requests, then is closed.
+  http-request set-var(sess.requests) var(sess.requests),add(1) if { var(sess.requests) -m found }
+  http-request set-var(sess.requests) int(1) unless { var(sess.requests) -m found }
+  http-after-response set-header Connection close if { var(sess.requests) -m int ge {{ int64 $l.keepAliveRequests }} }
 
   # Request id: keep a client's well-formed one (Ping accepts the same shape), else make one.
   http-request set-header X-Request-ID %[uuid] unless { req.hdr_cnt(x-request-id) eq 1 } { req.hdr(x-request-id) -m reg ^[A-Za-z0-9._:/+=-]{1,128}$ }
@@ -161,8 +163,3 @@ backend route_{{ .name }}
 {{- end }}
 {{- end }}
 
-{{/* A raw HTTP error response for HAProxy's errorfile: a static problem+json body. */}}
-{{- define "ping.gateway.errorfile" -}}
-{{- $body := printf `{"type":"about:blank","title":"%s","status":%d,"detail":"%s"}` .title (int64 .status) .detail }}
-{{- printf "HTTP/1.1 %d %s\r\nContent-Type: application/problem+json\r\nContent-Length: %d\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n%s" (int64 .status) .title (len $body) $body }}
-{{- end }}
