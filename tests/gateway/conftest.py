@@ -169,8 +169,7 @@ def wait_routes_up(proxy: harness.Proxy) -> None:
 
     def both_up() -> bool:
         return all(
-            httpx.get(f"{proxy.url}/models/{m}/v2/health/ready", headers=headers).status_code
-            == 200
+            httpx.get(f"{proxy.url}/models/{m}/v2/health/ready", headers=headers).status_code == 200
             for m in ("iris", "forest")
         )
 

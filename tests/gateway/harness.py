@@ -80,7 +80,9 @@ def port_free_on(hosts: Iterable[str]) -> int:
 
 def rendered_gateway_files(values: Mapping[str, Any]) -> dict[str, str]:
     """The gateway ConfigMap's files, from the real `helm template` of the chart."""
-    (configmap,) = [d for d in yaml.safe_load_all(helm_template(values, show_only=[CONFIGMAP])) if d]
+    (configmap,) = [
+        d for d in yaml.safe_load_all(helm_template(values, show_only=[CONFIGMAP])) if d
+    ]
     assert configmap["kind"] == "ConfigMap"
     return dict(configmap["data"])
 
@@ -161,9 +163,7 @@ class StubDNS:
             if addresses is None:
                 response.set_rcode(dns.rcode.NXDOMAIN)
             elif question.rdtype == dns.rdatatype.A and addresses:
-                response.answer.append(
-                    dns.rrset.from_text(question.name, 1, "IN", "A", *addresses)
-                )
+                response.answer.append(dns.rrset.from_text(question.name, 1, "IN", "A", *addresses))
             # AAAA, or a name with no ready pod: NOERROR with no answer.
         return response
 
@@ -199,7 +199,9 @@ class Proxy:
                 self.process.wait(timeout=5)
 
 
-def write_gateway(files: Mapping[str, str], root: Path, config: str, keys: str, key_file: str) -> Path:
+def write_gateway(
+    files: Mapping[str, str], root: Path, config: str, keys: str, key_file: str
+) -> Path:
     """Lay the ConfigMap and the keys Secret out as the pod's mounts would; returns the cfg path."""
     for local in MOUNTS.values():
         (root / local).mkdir(parents=True, exist_ok=True)
@@ -238,9 +240,7 @@ def check_config(config_path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def start_proxy(
-    config_path: Path, port: int, log_path: Path, tls_port: int | None = None
-) -> Proxy:
+def start_proxy(config_path: Path, port: int, log_path: Path, tls_port: int | None = None) -> Proxy:
     """Run haproxy in the foreground, as the pod does; returns once /healthz answers."""
     with log_path.open("wb") as log:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen(

@@ -27,7 +27,8 @@ def problem(response: httpx.Response, status: int) -> dict[str, Any]:
     body: dict[str, Any] = response.json()
     assert body["status"] == status
     assert body["type"] == "about:blank"
-    assert body["title"] and body["detail"]
+    assert body["title"]
+    assert body["detail"]
     assert body["request_id"] == response.headers["x-request-id"]
     return body
 
@@ -85,7 +86,8 @@ def test_each_route_reaches_its_own_model_with_the_prefix_stripped(stack: Stack)
 def test_an_unknown_route_is_404_naming_the_known_ones(stack: Stack) -> None:
     body = problem(httpx.post(f"{stack.url}/models/churn/predict", json=SEED, headers=ALICE), 404)
     assert body["instance"] == "/models/churn/predict"
-    assert "iris" in body["detail"] and "forest" in body["detail"]
+    assert "iris" in body["detail"]
+    assert "forest" in body["detail"]
 
 
 @pytest.mark.parametrize(
@@ -283,16 +285,17 @@ def test_a_rotated_key_takes_effect_without_a_restart(stack: Stack) -> None:
     stack.rotate_keys({**KEYS, "alice": new_key})
     try:
         harness.wait_until(
-            lambda: httpx.get(
-                f"{stack.url}/v2/health/live", headers={"X-API-Key": new_key}
-            ).status_code
-            == 200,
+            lambda: (
+                httpx.get(f"{stack.url}/v2/health/live", headers={"X-API-Key": new_key}).status_code
+                == 200
+            ),
             10,
             "the rotated key to be accepted",
         )
         old = httpx.get(f"{stack.url}/v2/health/live", headers={"X-API-Key": KEYS["alice"]})
         assert old.status_code == 401
-        assert stack.proxy.process.pid == pid and stack.proxy.process.poll() is None
+        assert stack.proxy.process.pid == pid
+        assert stack.proxy.process.poll() is None
     finally:
         stack.rotate_keys(KEYS)
         harness.wait_until(
