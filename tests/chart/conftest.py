@@ -21,6 +21,7 @@ ALL_FEATURES: dict[str, Any] = {
         "annotations": {"example.com/owner": "ping"},
         "loadBalancerSourceRanges": ["10.0.0.0/8"],
         "loadBalancerClass": "service.k8s.aws/nlb",
+        "headless": True,
     },
     "ingress": {
         "enabled": True,
