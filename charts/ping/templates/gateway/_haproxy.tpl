@@ -81,13 +81,14 @@ defaults
   http-error {{ include "ping.gateway.problem" (dict "status" 503 "title" "Service Unavailable" "detail" "no model pod of this route is ready; retry shortly" "dynamic" true) }}
   http-error {{ include "ping.gateway.problem" (dict "status" 504 "title" "Gateway Timeout" "detail" "the model did not answer in time" "dynamic" true) }}
 
-# Rate counters. Each gateway pod counts on its own: the cluster-wide limit is the per-pod limit
-# times the number of gateway pods.
+# Rate counters: gpc0 counts the requests let through, so a refused request does not prolong a
+# refusal. Each gateway pod counts on its own: the cluster-wide limit is the per-pod limit times
+# the number of gateway pods.
 backend rate_by_source
-  stick-table type ipv6 size 100k expire {{ int64 (max $l.perIP.periodSeconds 60) }}s store conn_cur,http_req_rate({{ int64 $l.perIP.periodSeconds }}s)
+  stick-table type ipv6 size 100k expire {{ int64 (max (mul 2 $l.perIP.periodSeconds) 60) }}s store conn_cur,gpc0,gpc0_rate({{ int64 $l.perIP.periodSeconds }}s)
 
 backend rate_by_client
-  stick-table type string len 64 size 10k expire {{ int64 (max $l.perKey.periodSeconds 60) }}s store http_req_rate({{ int64 $l.perKey.periodSeconds }}s)
+  stick-table type string len 64 size 10k expire {{ int64 (max (mul 2 $l.perKey.periodSeconds) 60) }}s store gpc0,gpc0_rate({{ int64 $l.perKey.periodSeconds }}s)
 
 frontend public
   bind :{{ int64 $g.containerPort }}
@@ -119,7 +120,8 @@ frontend public
 
   # Edge limits, cheapest first: header size, request rate per address, body size.
   http-request return {{ include "ping.gateway.problem" (dict "status" 431 "title" "Request Header Fields Too Large" "detail" (printf "request headers are larger than the %d-byte limit of the gateway" (int64 $l.maxHeaderBytes)) "dynamic" true) }} if { req.hdrs,length gt {{ int64 $l.maxHeaderBytes }} }
-  http-request return {{ include "ping.gateway.problem" (dict "status" 429 "title" "Too Many Requests" "detail" (printf "more than %d requests in %d s from this address" (int64 $l.perIP.requests) (int64 $l.perIP.periodSeconds)) "dynamic" true) }} hdr Retry-After {{ int64 $l.perIP.periodSeconds }} if { sc_http_req_rate(0) gt {{ int64 $l.perIP.requests }} }
+  http-request return {{ include "ping.gateway.problem" (dict "status" 429 "title" "Too Many Requests" "detail" (printf "more than %d requests in %d s from this address" (int64 $l.perIP.requests) (int64 $l.perIP.periodSeconds)) "dynamic" true) }} hdr Retry-After {{ int64 $l.perIP.periodSeconds }} if { sc_gpc0_rate(0) ge {{ int64 $l.perIP.requests }} }
+  http-request sc-inc-gpc0(0)
   http-request return {{ include "ping.gateway.problem" (dict "status" 411 "title" "Length Required" "detail" "the gateway needs a Content-Length header; chunked request bodies are refused" "dynamic" true) }} if { req.hdr(transfer-encoding) -m found }
   http-request return {{ include "ping.gateway.problem" (dict "status" 413 "title" "Content Too Large" "detail" (printf "body is larger than the %d-byte limit of the gateway" (int64 $l.maxBodyBytes)) "dynamic" true) }} if { req.hdr_val(content-length) gt {{ int64 $l.maxBodyBytes }} }
 
@@ -132,7 +134,8 @@ frontend public
   http-request del-header authorization
   http-request del-header x-api-key
   http-request track-sc1 var(txn.client) table rate_by_client
-  http-request return {{ include "ping.gateway.problem" (dict "status" 429 "title" "Too Many Requests" "detail" (printf "more than %d requests in %d s with this API key" (int64 $l.perKey.requests) (int64 $l.perKey.periodSeconds)) "dynamic" true) }} hdr Retry-After {{ int64 $l.perKey.periodSeconds }} if { sc_http_req_rate(1) gt {{ int64 $l.perKey.requests }} }
+  http-request return {{ include "ping.gateway.problem" (dict "status" 429 "title" "Too Many Requests" "detail" (printf "more than %d requests in %d s with this API key" (int64 $l.perKey.requests) (int64 $l.perKey.periodSeconds)) "dynamic" true) }} hdr Retry-After {{ int64 $l.perKey.periodSeconds }} if { sc_gpc0_rate(1) ge {{ int64 $l.perKey.requests }} }
+  http-request sc-inc-gpc0(1)
 
   # Routing: /models/<name>/... goes to that route with the prefix stripped; other paths go to the default route.
   {{- range $routes }}
