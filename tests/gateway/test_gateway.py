@@ -168,7 +168,8 @@ def _closed_without_an_answer(port: int) -> bool:
 
 
 def test_refused_requests_do_not_prolong_a_refusal(gateway_factory: GatewayFactory) -> None:
-    proxy = gateway_factory({"gateway": {"limits": {"perKey": {"requests": 3, "periodSeconds": 1}}}})
+    per_key = {"requests": 3, "periodSeconds": 1}
+    proxy = gateway_factory({"gateway": {"limits": {"perKey": per_key}}})
     carol = {"X-API-Key": KEYS["carol"]}
 
     def status() -> int:
