@@ -26,8 +26,8 @@ exists in HAProxy 2.6 (Debian bookworm, the tests) and 3.4 (the pinned image).
 {{- $u := $g.upstream }}
 {{- $routes := (include "ping.gateway.routes" . | fromYaml).routes }}
 {{- $default := "" }}
-{{- $names := list }}
-{{- range $routes }}{{ $names = append $names .name }}{{ if .default }}{{ $default = .name }}{{ end }}{{ end -}}
+{{- $prefixes := list }}
+{{- range $routes }}{{ $prefixes = append $prefixes (printf "/models/%s/" .name) }}{{ if .default }}{{ $default = .name }}{{ end }}{{ end -}}
 # Rendered by the Ping chart (templates/gateway/_haproxy.tpl); edit values, not this file.
 global
   log stdout format raw local0
@@ -145,7 +145,7 @@ frontend public
   {{- if $default }}
   http-request set-var(txn.route) str({{ $default }}) if !{ var(txn.route) -m found } !{ path_beg /models/ }
   {{- end }}
-  http-request return {{ include "ping.gateway.problem" (dict "status" 404 "title" "Not Found" "detail" (printf "no route for this path; the gateway serves /models/<name>/ for %s%s" (join ", " $names) (ternary (printf ", and %s at /" $default) "" (ne $default ""))) "dynamic" true) }} unless { var(txn.route) -m found }
+  http-request return {{ include "ping.gateway.problem" (dict "status" 404 "title" "Not Found" "detail" (printf "no route for this path; the gateway serves %s%s" (join ", " $prefixes) (ternary (printf ", and %s at the bare paths" $default) "" (ne $default ""))) "dynamic" true) }} unless { var(txn.route) -m found }
   # Only the prediction endpoints are published: never /metrics, /docs or anything else.
   http-request return {{ include "ping.gateway.problem" (dict "status" 404 "title" "Not Found" "detail" (printf "the gateway publishes only %s under each route" (join ", " $g.publishedPaths)) "dynamic" true) }} unless {{ range $i, $p := $g.publishedPaths }}{{ if $i }} || {{ end }}{ path {{ $p }} } || { path_beg {{ trimSuffix "/" $p }}/ }{{ end }}
   {{- range $routes }}
