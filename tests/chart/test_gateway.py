@@ -78,6 +78,16 @@ def test_the_gateway_has_probes_requests_and_a_spread() -> None:
     assert spread["labelSelector"] == {"matchLabels": GATEWAY_LABELS}
 
 
+def test_haproxy_finishes_in_flight_requests_before_the_kubelet_kills_it() -> None:
+    pod = gateway_pod(with_gateway(terminationGracePeriodSeconds=40, preStopSleepSeconds=8))
+    assert pod["template"]["spec"]["terminationGracePeriodSeconds"] == 40
+    (configmap,) = render_chart(
+        with_gateway(terminationGracePeriodSeconds=40, preStopSleepSeconds=8),
+        show_only=["templates/gateway/configmap.yaml"],
+    )
+    assert "  hard-stop-after 30s\n" in configmap["data"]["haproxy.cfg"]  # 40 - 8 - 2
+
+
 def test_a_config_change_rolls_the_gateway_pods_and_a_replica_change_does_not() -> None:
     def checksum(values: dict[str, Any]) -> str:
         annotations = gateway_pod(values)["template"]["metadata"]["annotations"]

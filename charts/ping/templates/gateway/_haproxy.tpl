@@ -36,7 +36,9 @@ global
   # The buffer holds a request's headers, and a whole request for it to be retried on another pod.
   tune.bufsize {{ int64 $g.bufferBytes }}
   tune.http.maxhdr {{ int64 $l.maxHeaders }}
-  hard-stop-after {{ int64 $g.terminationGracePeriodSeconds }}s
+  # After the stop signal (which follows the preStop sleep), in-flight requests get until just
+  # before the kubelet's SIGKILL.
+  hard-stop-after {{ max 1 (sub (int64 $g.terminationGracePeriodSeconds) (add (int64 $g.preStopSleepSeconds) 2)) }}s
   stats socket /var/run/haproxy/admin.sock mode 600 level admin
   setenv PING_GATEWAY_KEYS_FILE /etc/ping-gateway/keys/{{ $g.auth.secretKey }}
   setenv PING_GATEWAY_KEYS_MAP /usr/local/etc/haproxy/api-keys.map
@@ -58,6 +60,7 @@ resolvers cluster
 
 defaults
   mode http
+  maxconn {{ int64 $l.maxConnections }}
   log global
   log-format '{"time":"%[date,utime(%Y-%m-%dT%H:%M:%SZ)]","request_id":"%[var(txn.request_id)]","client":"%[var(txn.client)]","route":"%[var(txn.route)]","method":"%HM","path":"%[var(txn.instance)]","status":%ST,"bytes_in":%U,"bytes_out":%B,"duration_ms":%Ta,"upstream_ms":%Tr,"server":"%s","retries":"%rc","src":"%ci","termination":"%ts"}'
   {{- if not $g.accessLog }}
