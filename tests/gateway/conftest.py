@@ -56,6 +56,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(skip)
 
 
+SEED = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
+ALICE = {"Authorization": f"Bearer {KEYS['alice']}"}
+
+
+def problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    """The response is a problem+json body in Ping's error shape, with this status."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["type"] == "about:blank"
+    assert body["title"]
+    assert body["detail"]
+    assert body["request_id"] == response.headers["x-request-id"]
+    return body
+
+
 def keys_text(keys: dict[str, str]) -> str:
     return "# client key\n" + "".join(f"{client} {key}\n" for client, key in keys.items())
 

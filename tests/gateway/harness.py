@@ -189,6 +189,20 @@ class Proxy:
     def log_lines(self) -> list[str]:
         return self.log_path.read_text(errors="replace").splitlines()
 
+    def server_stats(self, backend: str) -> list[dict[str, str]]:
+        """`show stat` on the runtime API socket (the pod's /var/run/haproxy), per server."""
+        with socket.socket(socket.AF_UNIX) as admin:
+            admin.settimeout(5)
+            admin.connect(str(self.log_path.parent / "run" / "admin.sock"))
+            admin.sendall(b"show stat\n")
+            data = b""
+            while chunk := admin.recv(65536):
+                data += chunk
+        header, *rows = data.decode().lstrip("# ").splitlines()
+        names = header.split(",")
+        stats = [dict(zip(names, row.split(","), strict=False)) for row in rows if row]
+        return [r for r in stats if r["pxname"] == backend and r["svname"] not in ("BACKEND",)]
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGUSR1)  # soft stop, as the image's STOPSIGNAL

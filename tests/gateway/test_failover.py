@@ -19,11 +19,10 @@ import httpx
 import pytest
 
 from . import harness
-from .conftest import IRIS_SERVICE, KEYS, GatewayFactory, wait_routes_up
+from .conftest import IRIS_SERVICE, KEYS, SEED, GatewayFactory, wait_routes_up
 
 pytestmark = pytest.mark.gateway
 
-SEED = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
 CLIENTS = 4
 MAX_REQUESTS = 4000  # bounded in count...
 MAX_SECONDS = 30.0  # ...and in time
