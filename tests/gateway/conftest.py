@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ FOREST_SERVICE = f"forest-ping-pods.{RELEASE_NS}.svc.cluster.local"
 KEYS = {
     "alice": "alice-0123456789abcdef",
     "carol": "carol-0123456789abcdef",
+    "bob": "bob-0123456789abcdef000",
     "ops": "ops-0123456789abcdef00",
 }
 KEYS_FILE = "api-keys"
@@ -38,7 +40,6 @@ VALUES: dict[str, Any] = {
             "maxHeaderBytes": 4096,
             "clientHeaderTimeout": "2s",
             "clientBodyTimeout": "2s",
-            "perKey": {"requests": 40, "periodSeconds": 60},
         },
         "upstream": {"healthCheckInterval": "500ms", "dnsHoldSeconds": 1},
     }
@@ -117,23 +118,11 @@ class Stack:
 GatewayFactory = Callable[[dict[str, Any]], harness.Proxy]
 
 
-@pytest.fixture(scope="module")
-def upstream_port() -> int:
-    return harness.port_free_on(["127.0.0.2", "127.0.0.3", "127.0.0.4"])
-
-
-@pytest.fixture(scope="module")
-def dns() -> Iterator[harness.StubDNS]:
-    server = harness.StubDNS()
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
-def gateway_factory(
+@contextlib.contextmanager
+def gateways(
     tmp_path_factory: pytest.TempPathFactory, dns: harness.StubDNS, upstream_port: int
 ) -> Iterator[GatewayFactory]:
-    """Starts the chart's HAProxy with VALUES plus overrides; stops them all at the end."""
+    """A factory of the chart's HAProxy with VALUES plus overrides; stops them all at the end."""
     started: list[harness.Proxy] = []
 
     def start(overrides: dict[str, Any]) -> harness.Proxy:
@@ -160,12 +149,36 @@ def gateway_factory(
         started.append(proxy)
         return proxy
 
-    yield start
-    for proxy in started:
-        proxy.stop()
+    try:
+        yield start
+    finally:
+        for proxy in started:
+            proxy.stop()
 
 
-@pytest.fixture(scope="module")
+# One stack for the whole tier: Pings take seconds to start, HAProxy milliseconds. Tests that
+# need other values start their own gateway in front of the same Pings.
+@pytest.fixture(scope="session")
+def upstream_port() -> int:
+    return harness.port_free_on(["127.0.0.2", "127.0.0.3"])
+
+
+@pytest.fixture(scope="session")
+def dns() -> Iterator[harness.StubDNS]:
+    server = harness.StubDNS()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def gateway_factory(
+    tmp_path_factory: pytest.TempPathFactory, dns: harness.StubDNS, upstream_port: int
+) -> Iterator[GatewayFactory]:
+    with gateways(tmp_path_factory, dns, upstream_port) as start:
+        yield start
+
+
+@pytest.fixture(scope="session")
 def pings(
     model_dirs: dict[str, Path],
     dns: harness.StubDNS,
@@ -204,7 +217,7 @@ def wait_routes_up(proxy: harness.Proxy) -> None:
     harness.wait_until(both_up, 20, "both routes to have a healthy pod")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def stack(
     gateway_factory: GatewayFactory,
     pings: dict[str, harness.Ping],

@@ -19,7 +19,15 @@ import httpx
 import pytest
 
 from . import harness
-from .conftest import IRIS_SERVICE, KEYS, SEED, GatewayFactory, wait_routes_up
+from .conftest import (
+    FOREST_SERVICE,
+    IRIS_SERVICE,
+    KEYS,
+    SEED,
+    GatewayFactory,
+    gateways,
+    wait_routes_up,
+)
 
 pytestmark = pytest.mark.gateway
 
@@ -28,12 +36,33 @@ MAX_REQUESTS = 4000  # bounded in count...
 MAX_SECONDS = 30.0  # ...and in time
 
 
+# Its own Pings, DNS and gateways: the session's stack keeps serving the other tests.
+@pytest.fixture(scope="module")
+def failover_dns() -> Iterator[harness.StubDNS]:
+    server = harness.StubDNS()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def failover_port() -> int:
+    return harness.port_free_on(["127.0.0.4", "127.0.0.5", "127.0.0.6"])
+
+
+@pytest.fixture(scope="module")
+def failover_gateways(
+    tmp_path_factory: pytest.TempPathFactory, failover_dns: harness.StubDNS, failover_port: int
+) -> Iterator[GatewayFactory]:
+    with gateways(tmp_path_factory, failover_dns, failover_port) as start:
+        yield start
+
+
 @pytest.fixture(params=["1", "0"], ids=["pod-drains-first", "pod-vanishes-at-once"])
 def two_iris_pings(
     request: pytest.FixtureRequest,
     model_dirs: dict[str, Path],
-    dns: harness.StubDNS,
-    upstream_port: int,
+    failover_dns: harness.StubDNS,
+    failover_port: int,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[list[harness.Ping]]:
     logs = tmp_path_factory.mktemp("failover-logs")
@@ -41,18 +70,18 @@ def two_iris_pings(
     # at once is the race the gateway's retries exist for.
     drain = {"PING_DRAIN_SECONDS": request.param, "PING_SHUTDOWN_GRACE_SECONDS": "5"}
     pings = [
-        harness.start_ping(model_dirs["iris"], host, upstream_port, logs / host, **drain)
-        for host in ("127.0.0.2", "127.0.0.3")
+        harness.start_ping(model_dirs["iris"], host, failover_port, logs / host, **drain)
+        for host in ("127.0.0.4", "127.0.0.5")
     ]
     # The forest route is served too, so that wait_routes_up can see the gateway whole.
     pings.append(
-        harness.start_ping(model_dirs["forest"], "127.0.0.4", upstream_port, logs / "forest")
+        harness.start_ping(model_dirs["forest"], "127.0.0.6", failover_port, logs / "forest")
     )
     try:
         for ping in pings:
             harness.wait_ping_ready(ping)
-        dns.records[IRIS_SERVICE] = ["127.0.0.2", "127.0.0.3"]
-        dns.records["forest-ping-pods.ping.svc.cluster.local"] = ["127.0.0.4"]
+        failover_dns.records[IRIS_SERVICE] = ["127.0.0.4", "127.0.0.5"]
+        failover_dns.records[FOREST_SERVICE] = ["127.0.0.6"]
         yield pings[:2]
     finally:
         for ping in pings:
@@ -68,10 +97,10 @@ def _servers(proxy: harness.Proxy) -> Counter[str]:
 
 
 def test_stopping_one_of_two_model_pods_under_keep_alive_load_fails_no_request(
-    gateway_factory: GatewayFactory, two_iris_pings: list[harness.Ping]
+    failover_gateways: GatewayFactory, two_iris_pings: list[harness.Ping]
 ) -> None:
     unlimited = {"requests": 1_000_000, "periodSeconds": 10}
-    proxy = gateway_factory({"gateway": {"limits": {"perKey": unlimited, "perIP": unlimited}}})
+    proxy = failover_gateways({"gateway": {"limits": {"perKey": unlimited, "perIP": unlimited}}})
     wait_routes_up(proxy)
     stop = threading.Event()
     outcomes: Counter[str] = Counter()

@@ -73,8 +73,9 @@ def test_connections_to_the_model_are_kept_alive_and_reused(stack: Stack) -> Non
         return int(pod["connect"]), int(pod["reuse"])
 
     connects_before, reuses_before = served()
+    bob = {"X-API-Key": KEYS["bob"]}
     for _ in range(20):  # a new client connection each time
-        response = httpx.get(f"{stack.url}/models/forest/v2/health/ready", headers=ALICE)
+        response = httpx.get(f"{stack.url}/models/forest/v2/health/ready", headers=bob)
         assert response.status_code == 200
     connects, reuses = served()
     assert reuses - reuses_before >= 15
