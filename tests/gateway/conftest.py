@@ -172,8 +172,12 @@ def dns() -> Iterator[harness.StubDNS]:
 
 @pytest.fixture(scope="session")
 def gateway_factory(
-    tmp_path_factory: pytest.TempPathFactory, dns: harness.StubDNS, upstream_port: int
+    tmp_path_factory: pytest.TempPathFactory,
+    dns: harness.StubDNS,
+    upstream_port: int,
+    pings: dict[str, harness.Ping],
 ) -> Iterator[GatewayFactory]:
+    """Gateways in front of the session's two Pings (which this fixture starts first)."""
     with gateways(tmp_path_factory, dns, upstream_port) as start:
         yield start
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from . import harness
-from .conftest import ALICE, KEYS, SEED, Stack, problem
+from .conftest import ALICE, KEYS, KEYS_FILE, SEED, GatewayFactory, Stack, problem
 
 pytestmark = pytest.mark.gateway
 
@@ -175,3 +175,40 @@ def test_a_rotated_key_takes_effect_without_a_restart(stack: Stack) -> None:
             10,
             "the original keys to be back",
         )
+
+
+def _write_keys(proxy: harness.Proxy, text: str) -> None:
+    keys_dir = proxy.log_path.parent / "keys"
+    staged = keys_dir / ".staged"
+    staged.write_text(text)
+    staged.replace(keys_dir / KEYS_FILE)
+
+
+def _accepts(proxy: harness.Proxy, key: str) -> bool:
+    response = httpx.get(f"{proxy.url}/v2/health/live", headers={"X-API-Key": key})
+    assert response.status_code in (200, 401), response.text
+    return response.status_code == 200
+
+
+def test_weak_or_malformed_key_lines_are_refused_and_named_by_line(
+    gateway_factory: GatewayFactory,
+) -> None:
+    proxy = gateway_factory({})
+    strong = "erin-0123456789abcdef"
+    _write_keys(proxy, f"# comment\nerin {strong}\ndave short\nno-key-here\n\n")
+    harness.wait_until(lambda: _accepts(proxy, strong), 10, "the new keys file to load")
+    assert not _accepts(proxy, "short")
+    loaded = [line for line in proxy.log_lines() if "api_keys_loaded" in line]
+    assert '"keys":1,"refused_lines":[3,4]' in loaded[-1]
+    assert strong not in "\n".join(proxy.log_lines())
+
+
+def test_a_vanished_keys_file_keeps_the_last_good_keys(gateway_factory: GatewayFactory) -> None:
+    proxy = gateway_factory({})
+    (proxy.log_path.parent / "keys" / KEYS_FILE).unlink()
+    harness.wait_until(
+        lambda: any("api_keys_unreadable" in line for line in proxy.log_lines()),
+        10,
+        "the gateway to notice the missing file",
+    )
+    assert _accepts(proxy, KEYS["alice"])

@@ -65,7 +65,7 @@ def test_over_the_per_key_rate_is_429_with_retry_after(gateway_factory: GatewayF
     assert httpx.get(f"{proxy.url}/v2/health/live", headers=ALICE).status_code == 200
 
 
-def test_over_the_per_address_rate_is_429(gateway_factory: GatewayFactory, stack: Stack) -> None:
+def test_over_the_per_address_rate_is_429(gateway_factory: GatewayFactory) -> None:
     proxy = gateway_factory({"gateway": {"limits": {"perIP": {"requests": 5}}}})
     statuses = [httpx.get(f"{proxy.url}/predict").status_code for _ in range(8)]
     # Counted before authentication, so a key-guessing client is slowed down too; health checks
@@ -106,9 +106,7 @@ def test_refused_requests_do_not_prolong_a_refusal(gateway_factory: GatewayFacto
     assert status() == 200
 
 
-def test_connections_over_the_per_address_cap_are_closed(
-    gateway_factory: GatewayFactory, stack: Stack
-) -> None:
+def test_connections_over_the_per_address_cap_are_closed(gateway_factory: GatewayFactory) -> None:
     proxy = gateway_factory({"gateway": {"limits": {"perIP": {"connections": 2}}}})
     held = [socket.create_connection(("127.0.0.1", proxy.port), timeout=5) for _ in range(2)]
     try:
@@ -163,7 +161,7 @@ def test_a_slowloris_sending_a_body_is_cut_off(stack: Stack) -> None:
 
 
 def test_a_client_connection_is_closed_after_its_request_allowance(
-    gateway_factory: GatewayFactory, stack: Stack
+    gateway_factory: GatewayFactory,
 ) -> None:
     proxy = gateway_factory({"gateway": {"limits": {"keepAliveRequests": 3}}})
     with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as sock:

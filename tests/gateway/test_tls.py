@@ -7,13 +7,13 @@ import ssl
 import httpx
 import pytest
 
-from .conftest import KEYS, GatewayFactory, Stack
+from .conftest import KEYS, GatewayFactory
 
 pytestmark = pytest.mark.gateway
 
 
 def test_the_gateway_terminates_tls_with_the_mounted_certificate(
-    gateway_factory: GatewayFactory, stack: Stack
+    gateway_factory: GatewayFactory,
 ) -> None:
     proxy = gateway_factory({"gateway": {"tls": {"enabled": True, "secretName": "ping-tls"}}})
     assert proxy.tls_port is not None
