@@ -8,6 +8,7 @@ import itertools
 import os
 import re
 import time
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -16,6 +17,11 @@ from ping.metrics import Metrics
 
 # A client's id is echoed back and logged, so only accept a short, printable token.
 _CLIENT_ID = re.compile(rb"[A-Za-z0-9._:/+=-]{1,128}")
+
+
+# Route templates x methods x statuses: a few dozen in practice; the bound is for
+# clients that send made-up methods.
+_MAX_CACHED_CHILDREN = 256
 
 
 class ObservabilityMiddleware:
@@ -32,6 +38,9 @@ class ObservabilityMiddleware:
         self.metrics = metrics
         self.access_log = access_log
         self.in_flight = in_flight or InFlight()
+        # The label children per (route template, method, status): labels() per request
+        # was a lock, a tuple and a dict lookup each time.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -62,8 +71,17 @@ class ObservabilityMiddleware:
             self.in_flight.count -= 1
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
-            self.metrics.requests.labels(template, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(template).observe(elapsed)
+            key = (template, scope["method"], status)
+            children = self._children.get(key)
+            if children is None:
+                children = (
+                    self.metrics.requests.labels(template, scope["method"], str(status)),
+                    self.metrics.latency.labels(template),
+                )
+                if len(self._children) < _MAX_CACHED_CHILDREN:
+                    self._children[key] = children
+            children[0].inc()
+            children[1].observe(elapsed)
             if self.access_log is not None:
                 self.access_log.request(
                     scope["method"], scope["path"], status, round(elapsed * 1000, 3), request_id
