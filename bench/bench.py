@@ -304,7 +304,7 @@ class Server:
 
     def access_log_lines(self) -> int:
         with self.log_path.open("rb") as f:
-            return sum(1 for line in f if b'"logger": "ping.access"' in line)
+            return sum(1 for line in f if b'"logger":"ping.access"' in line)
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGINT)

@@ -1,9 +1,14 @@
-"""JSON log lines, one object per line, for the service and uvicorn alike."""
+"""JSON log lines, one object per line, for the service and uvicorn alike.
 
-import json
+Compact (orjson), like the access log's lines (``ping.accesslog``), which are built
+without a ``LogRecord`` for speed but carry the same leading members.
+"""
+
 import logging
 import time
 from typing import Any
+
+import orjson
 
 # Attributes every LogRecord has; anything else was passed with `extra=` and is logged as a field.
 _RECORD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
@@ -23,7 +28,7 @@ class JsonFormatter(logging.Formatter):
         entry.update((k, v) for k, v in vars(record).items() if k not in _RECORD_ATTRS)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return orjson.dumps(entry, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def log_config(level: str) -> dict[str, Any]:
