@@ -19,7 +19,8 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "ping_requests",
-            "HTTP requests by route template, method and status.",
+            "HTTP requests by route template, method and status "
+            "(499: the client closed the connection before the answer).",
             ["route", "method", "status"],
             registry=self.registry,
         )
@@ -52,6 +53,13 @@ class Metrics:
             "ping_batch_queue_wait_seconds",
             "Time a request waited before its model call began.",
             buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+        self.shed = Counter(
+            "ping_requests_shed",
+            "Predictions refused with 503 because the model's queue was full "
+            "(PING_MAX_QUEUED_ROWS).",
             registry=self.registry,
         )
 

@@ -2,23 +2,32 @@
 
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
-# Strict: booleans and numeric strings are refused rather than coerced, and
-# NaN/Infinity (which Python's json accepts) are refused as non-finite.
-Feature = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+# Cells are checked by ping.validation, not here: row count and width first, then every
+# cell at C speed, so a megabyte of bad cells costs milliseconds and a short error list
+# (pydantic would build one error per cell). Strict all the same: booleans, strings and
+# null are refused rather than coerced, and NaN/Infinity are refused as non-finite.
+_NUMBER = {"type": "number"}
+Row = Annotated[list[Any], WithJsonSchema({"type": "array", "items": _NUMBER})]
+Rows = Annotated[
+    list[Any], WithJsonSchema({"type": "array", "items": {"type": "array", "items": _NUMBER}})
+]
 
 
 class PredictRequest(BaseModel):
     """Exactly one of ``features`` (one row) or ``instances`` (a batch of rows)."""
 
     # Unknown fields are refused, so a misspelt option is an error, not silently ignored.
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"oneOf": [{"required": ["features"]}, {"required": ["instances"]}]},
+    )
 
-    features: list[Feature] | None = Field(
+    features: Row | None = Field(
         default=None, description="One row of features.", examples=[[5.1, 3.5, 1.4, 0.2]]
     )
-    instances: list[list[Feature]] | None = Field(
+    instances: Rows | None = Field(
         default=None, description="A batch of rows.", examples=[[[5.1, 3.5, 1.4, 0.2]]]
     )
     return_probabilities: bool = Field(
@@ -35,7 +44,7 @@ class PredictRequest(BaseModel):
         return self
 
     @property
-    def rows(self) -> list[list[float]]:
+    def rows(self) -> list[Any]:
         """The request's rows, whichever way they were given."""
         return [self.features] if self.features is not None else self.instances or []
 
@@ -68,7 +77,7 @@ class V2InputTensor(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(description="Any name: the model has one input.", examples=["input-0"])
-    shape: list[Annotated[int, Field(strict=True, ge=0)]] = Field(examples=[[1, 4]])
+    shape: list[Annotated[int, Field(strict=True, ge=0)]] = Field(max_length=8, examples=[[1, 4]])
     datatype: V2Datatype
     parameters: dict[str, Any] | None = None
     data: list[Any] | None = Field(
@@ -94,9 +103,12 @@ class V2InferRequest(BaseModel):
     # KServe's Python client sends the model name in the body too.
     model_name: str | None = Field(default=None, description="If given, must match the URL.")
     parameters: dict[str, Any] | None = None
-    inputs: list[V2InputTensor]
+    # Bounded, so that a body of many bad tensors gets a short answer quickly.
+    inputs: list[V2InputTensor] = Field(max_length=16)
     outputs: list[V2RequestedOutput] | None = Field(
-        default=None, description="Default: every output (`predict` and `predict_proba`)."
+        default=None,
+        max_length=16,
+        description="Default: every output (`predict` and `predict_proba`).",
     )
 
 

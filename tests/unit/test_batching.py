@@ -64,12 +64,19 @@ def run(
     *,
     max_rows: int = 1024,
     max_wait_us: int = 0,
+    max_queued_rows: int = 1_000_000,
 ) -> tuple[Any, Metrics]:
     """Run ``scenario`` against a started batcher in a fresh event loop; close it after."""
     metrics = Metrics()
 
     async def main() -> Any:
-        batcher = MicroBatcher(model, metrics, max_rows=max_rows, max_wait_us=max_wait_us)
+        batcher = MicroBatcher(
+            model,
+            metrics,
+            max_rows=max_rows,
+            max_wait_us=max_wait_us,
+            max_queued_rows=max_queued_rows,
+        )
         batcher.start()
         try:
             return await asyncio.wait_for(scenario(batcher), timeout=60)
