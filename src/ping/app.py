@@ -23,7 +23,7 @@ from ping.health import Readiness
 from ping.metrics import Metrics
 from ping.middleware import HeadAsGet, ObservabilityMiddleware
 from ping.model import Model, load_model, version_problem
-from ping.openapi import hoist_defs
+from ping.openapi import describe_input, hoist_defs
 from ping.settings import Settings
 
 logger = logging.getLogger("ping")
@@ -151,5 +151,12 @@ def openapi(app: FastAPI) -> dict[str, Any]:
             summary=app.summary,
             routes=app.routes,
         )
-        app.openapi_schema = hoist_defs(schema)
+        model: Model | None = app.state.model
+        if model is None:  # not loaded (yet): the generic document, not cached
+            return hoist_defs(schema)
+        app.openapi_schema = describe_input(
+            hoist_defs(schema),
+            n_features=model.metadata.n_features,
+            max_rows=app.state.settings.max_rows,
+        )
     return app.openapi_schema

@@ -215,8 +215,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     # Deadlines and drain
 
     def close_after_response(self) -> None:
-        """Make the request in flight, if any, the connection's last (``Connection: close``)."""
-        if self.cycle is not None and not self.cycle.response_complete:
+        """Make the request in flight the connection's last, if its response has not
+        started: once its headers are out without ``Connection: close``, closing after
+        it would catch the client's next request on a dead connection."""
+        if self.cycle is not None and not self.cycle.response_started:
             self.cycle.keep_alive = False
 
     def close_if_idle(self, now: float, idle_for: float) -> None:

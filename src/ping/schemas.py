@@ -2,16 +2,25 @@
 
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 # Cells are checked by ping.validation, not here: row count and width first, then every
 # cell at C speed, so a megabyte of bad cells costs milliseconds and a short error list
 # (pydantic would build one error per cell). Strict all the same: booleans, strings and
 # null are refused rather than coerced, and NaN/Infinity are refused as non-finite.
+# The served model's width and PING_MAX_ROWS are added to /openapi.json by ping.openapi.
 _NUMBER = {"type": "number"}
-Row = Annotated[list[Any], WithJsonSchema({"type": "array", "items": _NUMBER})]
+Row = Annotated[list[Any] | None, WithJsonSchema({"type": "array", "items": _NUMBER})]
 Rows = Annotated[
-    list[Any], WithJsonSchema({"type": "array", "items": {"type": "array", "items": _NUMBER}})
+    list[Any] | None,
+    WithJsonSchema({"type": "array", "items": {"type": "array", "items": _NUMBER}}),
 ]
 
 
@@ -24,10 +33,10 @@ class PredictRequest(BaseModel):
         json_schema_extra={"oneOf": [{"required": ["features"]}, {"required": ["instances"]}]},
     )
 
-    features: Row | None = Field(
+    features: Row = Field(
         default=None, description="One row of features.", examples=[[5.1, 3.5, 1.4, 0.2]]
     )
-    instances: Rows | None = Field(
+    instances: Rows = Field(
         default=None, description="A batch of rows.", examples=[[[5.1, 3.5, 1.4, 0.2]]]
     )
     return_probabilities: bool = Field(
@@ -36,6 +45,13 @@ class PredictRequest(BaseModel):
     return_class_names: bool = Field(
         default=False, strict=True, description="Add the predicted class names."
     )
+
+    @field_validator("features", "instances", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:  # absent is fine; an explicit null is no array
+            raise ValueError("Input should be a valid array")
+        return value
 
     @model_validator(mode="after")
     def _exactly_one_input(self) -> Self:

@@ -47,12 +47,11 @@ class DrainingServer(uvicorn.Server):
         self.drain_deadline: float | None = None
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # A signal handler runs between any two bytecodes, even inside uvicorn writing a
+        # response, so it only sets flags; connections are dealt with on the loop's tick.
         if sig == signal.SIGTERM and self.drain_deadline is None:
             self.readiness.draining = True
             self.drain_deadline = time.monotonic() + self.drain_seconds
-            for connection in self.server_state.connections:
-                if isinstance(connection, GuardedHttpToolsProtocol):
-                    connection.close_after_response()
             return  # not recorded as captured, so uvicorn will not re-raise it at exit
         super().handle_exit(sig, frame)
 
@@ -63,6 +62,7 @@ class DrainingServer(uvicorn.Server):
             now = asyncio.get_running_loop().time()
             for connection in list(self.server_state.connections):
                 if isinstance(connection, GuardedHttpToolsProtocol):
+                    connection.close_after_response()
                     connection.close_if_idle(now, DRAIN_IDLE_SECONDS)
         return await super().on_tick(counter)
 
