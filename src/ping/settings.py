@@ -100,10 +100,16 @@ def unknown_variable(environ: Mapping[str, str]) -> str | None:
     pydantic-settings ignores unknown variables, so ``PING_MAX_ROW=5`` would run with
     the default: a misspelt setting must stop the start instead.
     """
-    known = sorted(ENV_PREFIX + name.upper() for name in Settings.model_fields)
+    known = sorted(name.upper() for name in Settings.model_fields)
     for variable in sorted(environ):
-        if variable.upper().startswith(ENV_PREFIX) and variable.upper() not in known:
-            close = difflib.get_close_matches(variable.upper(), known, n=1)
-            hint = f"; did you mean {close[0]}?" if close else f"; known: {', '.join(known)}"
+        name = variable.upper().removeprefix(ENV_PREFIX)
+        if variable.upper().startswith(ENV_PREFIX) and name not in known:
+            # Compared without the shared prefix, which would make everything look close.
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = (
+                f"; did you mean {ENV_PREFIX}{close[0]}?"
+                if close
+                else f"; known: {', '.join(ENV_PREFIX + k for k in known)}"
+            )
             return f"unknown setting {variable}{hint}"
     return None

@@ -16,6 +16,7 @@ client-side retry: this is stricter than httpx or urllib3 would be.
 import http.client
 import json
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -148,3 +149,46 @@ def test_sigterm_under_keep_alive_load_loses_no_request_and_exits_zero(
     assert balancer.switched.is_set()
     assert tally.to_a > CLIENTS  # A carried real load before and during its drain
     assert tally.sent > tally.to_a  # and B took over
+
+
+def test_draining_says_connection_close_and_closes_idle_connections_while_listening(
+    model_dir: Path,
+) -> None:
+    server = start_server(model_dir, PING_DRAIN_SECONDS="3")
+    try:
+        wait_ready(server)
+        busy = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        idle = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        before = idle.recv(65536)
+        busy.request("GET", "/healthz")
+        kept = busy.getresponse()
+        kept.read()
+
+        server.process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        busy.request("GET", "/healthz")
+        last = busy.getresponse()
+        last.read()
+        busy.close()
+        fresh = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        fresh.request("GET", "/healthz")  # the listener is still open while draining
+        served = fresh.getresponse()
+        served.read()
+        fresh.close()
+        idle_closed_after = time.monotonic()
+        end_of_idle = idle.recv(65536)  # blocks until the server closes it
+        idle_closed_after = time.monotonic() - idle_closed_after
+        idle.close()
+        code = server.process.wait(timeout=20)
+    finally:
+        server.process.kill()
+        server.process.communicate()
+
+    assert before.startswith(b"HTTP/1.1 200") and b"connection: close" not in before.lower()
+    assert not kept.will_close
+    assert (last.status, last.getheader("connection")) == (200, "close")
+    assert (served.status, served.getheader("connection")) == (200, "close")
+    assert end_of_idle == b""
+    assert idle_closed_after < 2.5  # closed while draining, before the listener closes
+    assert code == 0
