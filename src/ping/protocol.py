@@ -41,6 +41,9 @@ from ping.health import Readiness
 # instead, rather than racing the close with its next request.
 DRAIN_IDLE_SECONDS = 1.0
 
+# Where a connection is in its current request: deadlines are per phase.
+_IDLE, _HEADERS, _BODY, _APP = range(4)
+
 
 @dataclass(frozen=True)
 class HttpLimits:
@@ -95,10 +98,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self._refused_connection = False
-        self._in_headers = False  # between a request's first byte and the end of its headers
+        self._phase = _IDLE
         self._header_bytes = 0  # bytes received while in the headers
-        self._header_count = 0
-        self._deadline: asyncio.TimerHandle | None = None  # header or body deadline
+        self._deadline: asyncio.TimerHandle | None = None
+        self._deadline_phase = _IDLE  # the phase the deadline was armed for
         self._body_overdue = False
         self._idle_since: float | None = None  # None while a request is in progress
 
@@ -137,7 +140,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._refused_connection:
             return
         self._unset_keepalive_if_required()
-        if self._in_headers:
+        if self._phase == _HEADERS:
             # Count before httptools buffers: an unterminated header line never reaches
             # on_header, so this is the only place its size can be bounded.
             self._header_bytes += len(data)
@@ -161,6 +164,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             else:
                 self.logger.warning("Invalid HTTP request received.")
                 self._refuse(400, f"invalid HTTP request: {exc}")
+            return
+        # Deadlines are armed only for a request still incomplete after this packet: one
+        # that arrives whole (nearly all of them) costs no timer at all.
+        if self._phase == _HEADERS and self._deadline_phase != _HEADERS:
+            self._set_deadline(self.limits.header_timeout, self._headers_overdue, _HEADERS)
+        elif self._phase == _BODY and self._deadline_phase != _BODY:
+            self._set_deadline(self.limits.body_timeout, self._body_late, _BODY)
 
     def send_400_response(self, msg: str) -> None:
         self._refuse(400, msg)
@@ -170,38 +180,19 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._idle_since = None
-        self._in_headers = True
+        self._phase = _HEADERS
         self._header_bytes = 0
-        self._header_count = 0
         self._body_overdue = False
-        self._set_deadline(self.limits.header_timeout, self._headers_overdue)
-
-    def on_url(self, url: bytes) -> None:
-        super().on_url(url)
-        if len(self.url) > self.limits.max_request_line_bytes:
-            limit = self.limits.max_request_line_bytes
-            raise _Refused(
-                414, f"request target is longer than {limit} bytes (PING_MAX_REQUEST_LINE_BYTES)"
-            )
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        super().on_header(name, value)
-        self._header_count += 1
-        if self._header_count > self.limits.max_headers:
-            limit = self.limits.max_headers
-            raise _Refused(431, f"more than {limit} header fields (PING_MAX_HEADERS)")
 
     def on_headers_complete(self) -> None:
-        self._in_headers = False
-        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
-        if size > self.limits.max_header_bytes:
-            raise _Refused(431, self._header_reason())
-        self._set_deadline(self.limits.body_timeout, self._body_late)
+        self._phase = _BODY
+        self._check_header_block()
         super().on_headers_complete()
         if self.readiness.draining and self.cycle is not None:
             self.cycle.keep_alive = False  # the response says `Connection: close`
 
     def on_message_complete(self) -> None:
+        self._phase = _APP
         self._cancel_deadline()
         super().on_message_complete()
 
@@ -231,19 +222,34 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._idle_since = self.loop.time()
 
     def _headers_overdue(self) -> None:
-        self._deadline = None
+        self._deadline, self._deadline_phase = None, _IDLE
         limit = self.limits.header_timeout
         self._refuse(
             408, f"request headers took longer than {limit:g}s (PING_HEADER_TIMEOUT_SECONDS)"
         )
 
     def _body_late(self) -> None:
-        self._deadline = None
+        self._deadline, self._deadline_phase = None, _IDLE
         self._body_overdue = True
         # While the app reads the body, read_body answers 408 itself; once the response
         # is out, the unread rest of the body only holds the connection.
         if self.cycle is not None and self.cycle.response_complete:
             self.transport.close()
+
+    def _check_header_block(self) -> None:
+        """The exact limits, once the block is parsed (data_received bounds it on the way)."""
+        limits = self.limits
+        if len(self.url) > limits.max_request_line_bytes:
+            limit = limits.max_request_line_bytes
+            raise _Refused(
+                414, f"request target is longer than {limit} bytes (PING_MAX_REQUEST_LINE_BYTES)"
+            )
+        if len(self.headers) > limits.max_headers:
+            limit = limits.max_headers
+            raise _Refused(431, f"more than {limit} header fields (PING_MAX_HEADERS)")
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > limits.max_header_bytes:
+            raise _Refused(431, self._header_reason())
 
     def _header_reason(self) -> str:
         limit = self.limits.max_header_bytes
@@ -259,11 +265,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.write(problem_bytes(status, reason, path=path))
         self.transport.close()
 
-    def _set_deadline(self, delay: float, callback: Callable[[], None]) -> None:
+    def _set_deadline(self, delay: float, callback: Callable[[], None], phase: int) -> None:
         self._cancel_deadline()
         self._deadline = self.loop.call_later(delay, callback)
+        self._deadline_phase = phase
 
     def _cancel_deadline(self) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
+        self._deadline_phase = _IDLE

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from ping.errors import (
     MAX_LISTED_ERRORS,
@@ -70,22 +70,37 @@ async def read_body(
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise _too_large(max_bytes)
-    chunks: list[bytes] = []
-    size = 0
+    # A body that has arrived whole (nearly all) is taken without arming a timer.
+    body, more = await _receive(request)
+    if more:
+        chunks = [body]
+        size = len(body)
+        try:
+            async with asyncio.timeout(timeout):
+                while more:
+                    chunk, more = await _receive(request)
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise _too_large(max_bytes)
+                    chunks.append(chunk)
+        except TimeoutError:
+            reason = f"the body took longer than {timeout:g}s to arrive (PING_BODY_TIMEOUT_SECONDS)"
+            raise RequestTimeout(reason, [FieldError("body", reason)]) from None
+        body = b"".join(chunks)
+    elif len(body) > max_bytes:
+        raise _too_large(max_bytes)
     try:
-        async with asyncio.timeout(timeout):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > max_bytes:
-                    raise _too_large(max_bytes)
-                chunks.append(chunk)
-    except TimeoutError:
-        reason = f"the body took longer than {timeout:g}s to arrive (PING_BODY_TIMEOUT_SECONDS)"
-        raise RequestTimeout(reason, [FieldError("body", reason)]) from None
-    try:
-        return schema.model_validate_json(b"".join(chunks))
+        return schema.model_validate_json(body)
     except ValidationError as exc:
         raise from_validation_error(exc) from None
+
+
+async def _receive(request: Request) -> tuple[bytes, bool]:
+    """One piece of the body and whether more follows; a client gone is ClientDisconnect."""
+    message = await request.receive()
+    if message["type"] == "http.disconnect":
+        raise ClientDisconnect()
+    return message.get("body", b""), message.get("more_body", False)
 
 
 def _too_large(max_bytes: int) -> PayloadTooLarge:
@@ -129,10 +144,11 @@ def cells_to_matrix(rows: Sequence[Sequence[Any]], cell_field: CellField) -> np.
         matrix = np.array(rows, dtype=np.float64)
     except OverflowError:  # an integer literal past float64's range
         matrix = np.array([[_to_float(v) for v in row] for row in rows], dtype=np.float64)
-    not_finite = ~np.isfinite(matrix)
-    if not_finite.any():
-        raise _masked(not_finite, cell_field, lambda v: _NOT_FINITE)
-    check_float32_range(matrix, cell_field)
+    if not (np.abs(matrix) <= FLOAT32_MAX).all():  # one pass: false for NaN and ±inf too
+        not_finite = ~np.isfinite(matrix)
+        if not_finite.any():
+            raise _masked(not_finite, cell_field, lambda v: _NOT_FINITE)
+        check_float32_range(matrix, cell_field)
     return matrix
 
 
