@@ -83,7 +83,6 @@ def bind(settings: Settings) -> socket.socket:
         raise StartError(
             f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
         ) from None
-    sock.set_inheritable(True)
     return sock
 
 
