@@ -147,3 +147,19 @@ def test_there_is_a_values_file_per_platform() -> None:
         for p in (Path(__file__).resolve().parents[2] / "charts/ping/values").glob("*.yaml")
     }
     assert {"kind", "eks", "gke"} <= names
+
+
+def test_the_readme_gke_tls_recipe_names_the_certificate_and_ip_on_the_ingress() -> None:
+    # The annotations README.md's "Install on GKE" passes with --set-string.
+    recipe = {
+        "networking.gke.io/managed-certificates": "ping-cert",
+        "kubernetes.io/ingress.global-static-ip-name": "ping-ip",
+    }
+    objects = render_chart(
+        values={"ingress": {"annotations": recipe}}, values_files=["values/gke.yaml"]
+    )
+    annotations = one(objects, "Ingress")["metadata"]["annotations"]
+    assert annotations == {"kubernetes.io/ingress.class": "gce", **recipe}
+    readme = (CHART_DIR.parent.parent / "README.md").read_text()
+    for key in recipe:
+        assert key.replace(".", "\\.") in readme

@@ -117,7 +117,7 @@ Checks across values that a JSON schema cannot express. Each one refuses to rend
 {{- end }}
 {{- if and (eq .Values.service.type "LoadBalancer") (not .Values.service.loadBalancerSourceRanges) }}
 {{- if eq (get .Values.service.annotations "service.beta.kubernetes.io/aws-load-balancer-scheme") "internet-facing" }}
-{{- fail "service.loadBalancerSourceRanges is empty on an internet-facing load balancer: list your clients' CIDRs, e.g. --set 'service.loadBalancerSourceRanges={203.0.113.0/24}', or [0.0.0.0/0] to open it to the internet on purpose." }}
+{{- fail "service.loadBalancerSourceRanges is empty on an internet-facing load balancer: list your clients' CIDRs, e.g. --set 'service.loadBalancerSourceRanges={203.0.113.0/24}', or {0.0.0.0/0} to open it to the internet on purpose." }}
 {{- end }}
 {{- end }}
 {{- if not (kindIs "invalid" .Values.terminationGracePeriodSeconds) }}
