@@ -277,5 +277,5 @@ def test_a_megabyte_of_bad_cells_gets_a_small_422_quickly_while_healthz_answers(
     cells = answers[2][0].json()
     assert len(cells["errors"]) == 10
     assert cells["more_errors"] == 3990
-    assert max(probe_latencies) < 1.0  # the liveness probe's timeout is 2 s
+    assert max(probe_latencies) < 1.5  # the liveness probe's timeout is 2 s
     assert grown_mib < 64, f"peak RSS grew by {grown_mib:.0f} MiB"  # was 380 MiB
