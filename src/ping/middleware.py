@@ -44,6 +44,7 @@ class ObservabilityMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500  # what the client gets if the app dies before answering
         started_response = False
+        self.metrics.in_flight.inc()
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, started_response
@@ -69,6 +70,7 @@ class ObservabilityMiddleware:
                 await _send_internal_error(scope["path"], request_id, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
+            self.metrics.in_flight.dec()
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
             self.metrics.requests.labels(template, scope["method"], str(status)).inc()

@@ -23,6 +23,7 @@ from ping.logs import log_config
 from ping.model import ArtifactError, load_model
 from ping.protocol import DRAIN_IDLE_SECONDS, GuardedHttpToolsProtocol, HttpLimits
 from ping.settings import Settings, unknown_variable
+from ping.tracing import TracingError, load_tracing
 
 EXIT_BAD_START = 2
 # File descriptors beyond the connection cap: the listener, the model, logs, the runtime.
@@ -106,6 +107,7 @@ def serve() -> int:
             raise StartError(f"invalid configuration: {problem}")
         settings = Settings()
         model = load_model(settings.model_dir)
+        tracing = load_tracing(settings)
         raise_fd_limit(settings.max_connections)
         sock = bind(settings)
     except ValidationError as exc:
@@ -117,7 +119,10 @@ def serve() -> int:
     except StartError as exc:
         print(f"ping: {exc}", file=sys.stderr)
         return EXIT_BAD_START
-    app = create_app(settings, model=model)
+    except TracingError as exc:
+        print(f"ping: cannot trace: {exc}", file=sys.stderr)
+        return EXIT_BAD_START
+    app = create_app(settings, model=model, tracing=tracing)
     limits = HttpLimits(
         max_header_bytes=settings.max_header_bytes,
         max_headers=settings.max_headers,
