@@ -139,16 +139,16 @@ class Metrics:
             registry=self.registry,
         )
 
-    @classmethod
-    def for_settings(cls, settings: Settings) -> "Metrics":
-        return cls(max_call_rows=max(settings.batch_max_rows, settings.max_rows))
-
         self.shed = Counter(
             "ping_requests_shed",
             "Predictions refused with 503 because the model's queue was full "
             "(PING_MAX_QUEUED_ROWS).",
             registry=self.registry,
         )
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> "Metrics":
+        return cls(max_call_rows=max(settings.batch_max_rows, settings.max_rows))
 
     def set_model(self, metadata: ModelMetadata) -> None:
         self.model_info.labels(

@@ -90,12 +90,13 @@ class Settings(BaseSettings):
     batch_max_rows: int = Field(default=2048, ge=1, le=1_000_000)
     """Micro-batching: most rows stacked into one `predict` call (1 turns batching off)."""
 
-    batch_max_wait_us: int = Field(default=0, ge=0, le=1_000_000)
+    batch_max_wait_us: int = Field(default=0, ge=0, le=60_000_000)
     """Micro-batching: how long a batch may wait for more rows, in microseconds."""
 
     tracing: bool = False
     """Send OpenTelemetry traces, configured by the standard `OTEL_*` variables (README
     "Operate it"); `OTEL_SDK_DISABLED=true` still turns them off."""
+
 
 def unknown_variable(environ: Mapping[str, str]) -> str | None:
     """A sentence naming the first ``PING_*`` variable that is no setting, or None.
