@@ -5,6 +5,7 @@ machine does not fail them, while a server without the limit fails them outright
 without a deadline the connection stays open until the test's own timeout.
 """
 
+import asyncio
 import json
 import socket
 import threading
@@ -16,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.unit.live_server import Server, start_server, wait_ready
+from training.train import train
 
 pytestmark = pytest.mark.unit
 
@@ -279,3 +281,42 @@ def test_a_megabyte_of_bad_cells_gets_a_small_422_quickly_while_healthz_answers(
     assert cells["more_errors"] == 3990
     assert max(probe_latencies) < 1.5  # the liveness probe's timeout is 2 s
     assert grown_mib < 64, f"peak RSS grew by {grown_mib:.0f} MiB"  # was 380 MiB
+
+
+@pytest.fixture(scope="module")
+def forest_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 100-tree forest: a model call slow enough for requests to queue behind it."""
+    path = tmp_path_factory.mktemp("forest") / "forest"
+    train(path, estimator="forest", name="forest")
+    return path
+
+
+def test_an_overloaded_queue_answers_503_with_retry_after_at_once(forest_dir: Path) -> None:
+    rows = [[5.1, 3.5, 1.4, 0.2], [6.3, 3.3, 6.0, 2.5]] * 500
+    body = json.dumps({"instances": rows}).encode()
+    # One request per batch and room for one waiting: a burst must be shed, not queued.
+    env = {"PING_MAX_QUEUED_ROWS": "1000", "PING_BATCH_MAX_ROWS": "1000"}
+    with serving(forest_dir, **env) as server:
+
+        async def burst() -> list[httpx.Response]:
+            limits = httpx.Limits(max_connections=64)
+            async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits) as c:
+                calls = [
+                    c.post("/predict", content=body, headers={"content-type": "application/json"})
+                    for _ in range(64)
+                ]
+                return await asyncio.gather(*calls)
+
+        responses = asyncio.run(burst())
+        metrics = httpx.get(f"{server.url}/metrics").text
+
+    shed = [r for r in responses if r.status_code == 503]
+    served = [r for r in responses if r.status_code == 200]
+    assert len(shed) + len(served) == len(responses)
+    assert shed, "a burst of 64 x 1,000 rows fitted a 1,000-row queue"
+    assert served
+    for response in shed:
+        assert response.headers["retry-after"] == "1"
+        assert "PING_MAX_QUEUED_ROWS" in response.json()["detail"]
+        assert response.json()["request_id"] == response.headers["x-request-id"]
+    assert f"ping_requests_shed_total {len(shed)}.0" in metrics
