@@ -2,23 +2,41 @@
 
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
-# Strict: booleans and numeric strings are refused rather than coerced, and
-# NaN/Infinity (which Python's json accepts) are refused as non-finite.
-Feature = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+# Cells are checked by ping.validation, not here: row count and width first, then every
+# cell at C speed, so a megabyte of bad cells costs milliseconds and a short error list
+# (pydantic would build one error per cell). Strict all the same: booleans, strings and
+# null are refused rather than coerced, and NaN/Infinity are refused as non-finite.
+# The served model's width and PING_MAX_ROWS are added to /openapi.json by ping.openapi.
+_NUMBER = {"type": "number"}
+Row = Annotated[list[Any] | None, WithJsonSchema({"type": "array", "items": _NUMBER})]
+Rows = Annotated[
+    list[Any] | None,
+    WithJsonSchema({"type": "array", "items": {"type": "array", "items": _NUMBER}}),
+]
 
 
 class PredictRequest(BaseModel):
     """Exactly one of ``features`` (one row) or ``instances`` (a batch of rows)."""
 
     # Unknown fields are refused, so a misspelt option is an error, not silently ignored.
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"oneOf": [{"required": ["features"]}, {"required": ["instances"]}]},
+    )
 
-    features: list[Feature] | None = Field(
+    features: Row = Field(
         default=None, description="One row of features.", examples=[[5.1, 3.5, 1.4, 0.2]]
     )
-    instances: list[list[Feature]] | None = Field(
+    instances: Rows = Field(
         default=None, description="A batch of rows.", examples=[[[5.1, 3.5, 1.4, 0.2]]]
     )
     return_probabilities: bool = Field(
@@ -28,6 +46,13 @@ class PredictRequest(BaseModel):
         default=False, strict=True, description="Add the predicted class names."
     )
 
+    @field_validator("features", "instances", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:  # absent is fine; an explicit null is no array
+            raise ValueError("Input should be a valid array")
+        return value
+
     @model_validator(mode="after")
     def _exactly_one_input(self) -> Self:
         if (self.features is None) == (self.instances is None):
@@ -35,7 +60,7 @@ class PredictRequest(BaseModel):
         return self
 
     @property
-    def rows(self) -> list[list[float]]:
+    def rows(self) -> list[Any]:
         """The request's rows, whichever way they were given."""
         return [self.features] if self.features is not None else self.instances or []
 
@@ -68,7 +93,7 @@ class V2InputTensor(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(description="Any name: the model has one input.", examples=["input-0"])
-    shape: list[Annotated[int, Field(strict=True, ge=0)]] = Field(examples=[[1, 4]])
+    shape: list[Annotated[int, Field(strict=True, ge=0)]] = Field(max_length=8, examples=[[1, 4]])
     datatype: V2Datatype
     parameters: dict[str, Any] | None = None
     data: list[Any] | None = Field(
@@ -94,9 +119,12 @@ class V2InferRequest(BaseModel):
     # KServe's Python client sends the model name in the body too.
     model_name: str | None = Field(default=None, description="If given, must match the URL.")
     parameters: dict[str, Any] | None = None
-    inputs: list[V2InputTensor]
+    # Bounded, so that a body of many bad tensors gets a short answer quickly.
+    inputs: list[V2InputTensor] = Field(max_length=16)
     outputs: list[V2RequestedOutput] | None = Field(
-        default=None, description="Default: every output (`predict` and `predict_proba`)."
+        default=None,
+        max_length=16,
+        description="Default: every output (`predict` and `predict_proba`).",
     )
 
 
