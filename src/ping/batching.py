@@ -24,9 +24,9 @@ lone logreg request's CPU profile. Before it decides, the request yields once, s
 requests read in the same loop turn are counted: a request runs start to finish without
 yielding when its body is already in, so without that every request of a busy server
 looked alone, and ran inline, one by one (logreg at 32 connections: 161 -> 388 us of CPU
-per request).
-The bound keeps slow models, the forest among them (~0.3 ms even on its fast path),
-on the thread, so they never hold the loop (PERF-NOTES.md, trap 2).
+per request). The bound is on CPU time, so a busy machine does not change the choice;
+it keeps slower models, the forest among them (~0.5 ms per call in the server even on
+its fast path), on the thread, so they never hold the loop (PERF-NOTES.md, trap 2).
 """
 
 import asyncio
