@@ -88,6 +88,7 @@ class AccessLog:
         """Stop the writer thread and write what is left; later lines are written at once."""
         self._closed = True
         self._wake.set()
+        atexit.unregister(self.close)  # once is enough; an app made in a test is let go
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
         self.flush()
