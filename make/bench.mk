@@ -9,7 +9,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 ##@ Performance
 
 .PHONY: bench
-bench: $(VENV_STAMP) ## Benchmark Ping vs a thin ASGI app on 1 core, wrk on the other (~4 min; installs wrk).
+bench: $(VENV_STAMP) ## Benchmark Ping vs a thin ASGI app on 1 core, wrk on the other (~5 min; installs wrk).
 	@command -v wrk >/dev/null || { echo "bench: installing wrk with apt-get"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk >/dev/null; }
 	$(PY) bench/bench.py --logreg-dir $(MODEL_DIR) --forest-dir $(BENCH_FOREST_DIR) $(BENCH_ARGS)
