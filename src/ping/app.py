@@ -25,7 +25,9 @@ from ping.errors import (
 from ping.health import Readiness
 from ping.metrics import Metrics
 from ping.middleware import ObservabilityMiddleware
-from ping.model import Model, load_model, version_problem
+from ping.check import open_model, self_check
+from ping.inputs import InputSchema
+from ping.model import Model, version_problem
 from ping.settings import Settings
 
 logger = logging.getLogger("ping")
@@ -40,7 +42,7 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loaded = model or load_model(settings.model_dir)
+        loaded = model or open_model(settings)
         problem = version_problem(loaded.metadata)
         if problem and not settings.allow_version_mismatch:
             readiness.problem = problem
@@ -49,6 +51,8 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
             return
         if problem:
             logger.warning("serving despite a version mismatch: %s", problem)
+        if model is None:  # a given model was checked by whoever loaded it
+            self_check(loaded)
         batcher = MicroBatcher(
             loaded,
             metrics,
@@ -62,6 +66,7 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
         gc.freeze()
         batcher.start()
         app.state.model = loaded
+        app.state.input_schema = InputSchema.of(loaded.metadata)
         app.state.batcher = batcher
         app.state.class_names = dict(
             zip(loaded.metadata.classes, loaded.metadata.class_names, strict=True)

@@ -5,10 +5,10 @@ and a test keeps the two in step.
 """
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -22,7 +22,14 @@ class Settings(BaseSettings):
     )
 
     model_dir: Path = Path("models/iris")
-    """Artifact directory holding `model.joblib` and `metadata.json`."""
+    """Artifact directory holding `metadata.json` and the model file (`pingctl package` makes one)."""
+
+    trusted_types: Annotated[tuple[str, ...], NoDecode] = ()
+    """Comma-separated types to trust in a skops model file besides scikit-learn's, numpy's
+    and scipy's own, e.g. `mylib.MyTransformer`; only for code you trust."""
+
+    allow_pickle: bool = False
+    """Load joblib/pickle model files. This runs code from the file: only for artifacts you built."""
 
     host: str = "127.0.0.1"
     """Address to bind; the image sets `0.0.0.0`."""
@@ -57,3 +64,10 @@ class Settings(BaseSettings):
 
     batch_max_wait_us: int = Field(default=0, ge=0)
     """Micro-batching: how long a batch may wait for more rows, in microseconds."""
+
+    @field_validator("trusted_types", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value
