@@ -130,7 +130,7 @@ async def readyz(request: Request) -> Response:
 
 @router.get("/metadata", summary="What the model artifact records", responses={503: _PROBLEM})
 async def metadata(request: Request) -> Response:
-    return json_response(loaded_model(request).metadata.model_dump(mode="json"))
+    return json_response(loaded_model(request).metadata.model_dump(mode="json", exclude_none=True))
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

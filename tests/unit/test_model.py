@@ -43,25 +43,25 @@ def test_missing_directory_names_the_metadata_file(tmp_path: Path) -> None:
 
 
 def test_missing_model_file_is_named(artifact: Path) -> None:
-    (artifact / "model.joblib").unlink()
+    (artifact / "model.skops").unlink()
 
-    with pytest.raises(ArtifactError, match=r"model\.joblib: not found"):
+    with pytest.raises(ArtifactError, match=r"model\.skops: not found"):
         load_model(artifact)
 
 
 def test_tampered_model_fails_the_checksum(artifact: Path) -> None:
-    with (artifact / "model.joblib").open("ab") as f:
+    with (artifact / "model.skops").open("ab") as f:
         f.write(b"\0")
 
-    with pytest.raises(ArtifactError, match=r"model\.joblib: sha256 .* does not match"):
+    with pytest.raises(ArtifactError, match=r"model\.skops: sha256 .* does not match"):
         load_model(artifact)
 
 
 def test_corrupt_model_with_matching_checksum_is_refused_cleanly(artifact: Path) -> None:
-    (artifact / "model.joblib").write_bytes(b"not a pickle")
+    (artifact / "model.skops").write_bytes(b"not a pickle")
     _edit_metadata(artifact, sha256=hashlib.sha256(b"not a pickle").hexdigest())
 
-    with pytest.raises(ArtifactError, match=r"model\.joblib: cannot be unpickled"):
+    with pytest.raises(ArtifactError, match=r"model\.skops: cannot be loaded"):
         load_model(artifact)
 
 
@@ -69,7 +69,8 @@ def test_corrupt_model_with_matching_checksum_is_refused_cleanly(artifact: Path)
     ("content", "message"),
     [
         ("{not json", r"invalid metadata at document"),
-        ('{"name": "iris"}', r"invalid metadata at version: Field required"),
+        ('{"format_version": 2, "name": "iris"}', r"invalid metadata at version: Field required"),
+        ('{"name": "iris"}', r"written by Ping 0\.1 \(no format_version\); re-package"),
     ],
 )
 def test_invalid_metadata_is_named(artifact: Path, content: str, message: str) -> None:
@@ -80,7 +81,8 @@ def test_invalid_metadata_is_named(artifact: Path, content: str, message: str) -
 
 
 def test_metadata_disagreeing_with_model_is_refused(artifact: Path) -> None:
-    _edit_metadata(artifact, n_features=5)
+    columns = json.loads((artifact / "metadata.json").read_text())["columns"]
+    _edit_metadata(artifact, n_features=5, columns=[*columns, {"name": "extra"}])
 
     with pytest.raises(ArtifactError, match=r"model expects 4 features but metadata\.json says 5"):
         load_model(artifact)
@@ -103,7 +105,7 @@ def test_version_mismatch_stays_not_ready_unless_allowed(artifact: Path) -> None
     with TestClient(create_app(Settings(model_dir=artifact))) as strict:
         ready = strict.get("/readyz")
         assert ready.status_code == 503
-        assert "pickled by scikit-learn 0.24.2" in ready.json()["detail"]
+        assert "saved by scikit-learn 0.24.2" in ready.json()["detail"]
         assert strict.post("/predict", json={"features": SEED_ROW}).status_code == 503
     lenient = Settings(model_dir=artifact, allow_version_mismatch=True)
     with TestClient(create_app(lenient)) as allowed:
