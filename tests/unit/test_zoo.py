@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from tests.unit.zoo import ZOO, Specimen, build
+from tests.unit.zoo import ZOO, Specimen
 
 from ping.app import create_app
 from ping.check import self_check
@@ -23,11 +23,6 @@ from ping.settings import Settings
 pytestmark = pytest.mark.unit
 
 NAMES = list(ZOO)
-
-
-@pytest.fixture(scope="session")
-def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Specimen]:
-    return build(tmp_path_factory.mktemp("zoo"))
 
 
 @pytest.fixture(scope="module")
