@@ -1,6 +1,7 @@
 # Ping's image: builder (venv from the lockfile), trainer (bakes the model), runtime (slim).
 #
 #   docker build -t ping:v001 .
+#   docker build --build-arg MODEL_DIR=models/churn -t churn:v1 .   # your packaged model
 #
 # Air-gapped builds point pip at a mirror or a wheelhouse with build args, e.g.
 #   --build-arg PIP_INDEX_URL=https://mirror.example/simple
@@ -33,17 +34,36 @@ FROM builder AS trainer
 # Deterministic: seeded training, and created_at pinned by SOURCE_DATE_EPOCH
 # (`make image` passes the commit time).
 ARG SOURCE_DATE_EPOCH=1767225600
+# An artifact directory under models/ in the build context (made by `pingctl package`)
+# to bake instead of training the bundled iris model: --build-arg MODEL_DIR=models/NAME.
+ARG MODEL_DIR=""
 WORKDIR /build
+# Training writes its artifact through ping.package, the packager's own code.
+COPY src/ping/ /opt/venv/lib/python3.11/site-packages/ping/
 COPY training/ training/
-RUN /opt/venv/bin/python -m training.train --output-dir /build/models/iris
+COPY models/ context-models/
+RUN set -eu; \
+    if [ -n "$MODEL_DIR" ]; then \
+      name="${MODEL_DIR#models/}"; name="${name%/}"; \
+      if [ ! -f "context-models/$name/metadata.json" ]; then \
+        echo "MODEL_DIR=$MODEL_DIR: no metadata.json there in the build context;" \
+             "package a model into models/NAME with pingctl package" >&2; \
+        exit 1; \
+      fi; \
+      mkdir -p models && cp -R "context-models/$name" "models/$name"; \
+    else \
+      /opt/venv/bin/python -m training.train --output-dir /build/models/iris; \
+    fi; \
+    rm -rf context-models
 
 FROM ${PYTHON_IMAGE} AS runtime
+ARG MODEL_DIR=""
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PING_HOST=0.0.0.0 \
     PING_PORT=9696 \
-    PING_MODEL_DIR=/app/models/iris
+    PING_MODEL_DIR=/app/${MODEL_DIR:-models/iris}
 WORKDIR /app
 # Ordered by how often they change: dependencies, then the model, then our code.
 COPY --from=builder /opt/venv /opt/venv

@@ -86,7 +86,9 @@ async def predict(request: Request) -> Response:
     )
     if model.is_classifier:
         names = request.app.state.class_names
-        request.app.state.metrics.count_predictions(names[label] for label in result.labels.tolist())
+        request.app.state.metrics.count_predictions(
+            names[label] for label in result.labels.tolist()
+        )
     answer = predict_answer(
         model,
         result.labels,

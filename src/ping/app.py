@@ -15,6 +15,7 @@ from starlette.responses import Response
 import ping
 from ping import api, v2
 from ping.batching import MicroBatcher
+from ping.check import open_model, self_check
 from ping.errors import (
     PROBLEM_JSON,
     MethodNotAllowed,
@@ -23,10 +24,9 @@ from ping.errors import (
     from_error_list,
 )
 from ping.health import Readiness
+from ping.inputs import InputSchema
 from ping.metrics import Metrics
 from ping.middleware import ObservabilityMiddleware
-from ping.check import open_model, self_check
-from ping.inputs import InputSchema
 from ping.model import Model, version_problem
 from ping.settings import Settings
 

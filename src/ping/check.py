@@ -145,7 +145,9 @@ def summary(model: Model, seconds: float) -> str:
     if problem:
         lines.append(f"warning    {problem}")
     rows = len(meta.sample.request.get("instances") or [None])
-    lines.append(f"self-check ok: {rows} sample rows answered as recorded ({seconds * 1000:.1f} ms)")
+    lines.append(
+        f"self-check ok: {rows} sample rows answered as recorded ({seconds * 1000:.1f} ms)"
+    )
     return "\n".join(lines)
 
 

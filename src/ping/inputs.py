@@ -84,7 +84,9 @@ def request_input(
             return f"{row_field(i)}.{schema.names[j]}"
         return f"{row_field(i)}[{j}]"
 
-    return columns_input(schema, [list(column) for column in zip(*ordered, strict=True)], cell_field)
+    return columns_input(
+        schema, [list(column) for column in zip(*ordered, strict=True)], cell_field
+    )
 
 
 def _in_order(row: Mapping[str, Any], schema: InputSchema, row_field: str) -> list[Any]:
@@ -103,7 +105,9 @@ def _in_order(row: Mapping[str, Any], schema: InputSchema, row_field: str) -> li
     return [row[name] for name in schema.names]
 
 
-def columns_input(schema: InputSchema, columns: Sequence[Sequence[Any]], cell_field: CellField) -> Any:
+def columns_input(
+    schema: InputSchema, columns: Sequence[Sequence[Any]], cell_field: CellField
+) -> Any:
     """Columns of JSON values (in schema order, equal lengths) as the model's input."""
     arrays = [
         _column_array(column, values, lambda i, j=j: cell_field(i, j))  # type: ignore[misc]
@@ -160,7 +164,9 @@ def _cell(column: Column, value: Any, where: str) -> Any:
     except OverflowError:
         number = math.inf
     if not math.isfinite(number) or abs(number) > FLOAT32_MAX:
-        raise _bad(where, column, f"{number:g} is out of range: models compute in float32 (±3.4e38)")
+        raise _bad(
+            where, column, f"{number:g} is out of range: models compute in float32 (±3.4e38)"
+        )
     return number
 
 

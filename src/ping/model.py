@@ -162,11 +162,7 @@ def predict_answer(
     """The body ``POST /predict`` answers: the same function makes the artifact's sample."""
     meta = model.metadata
     values = labels.tolist()
-    answer: dict[str, Any]
-    if single:
-        answer = {"prediction": values[0]}
-    else:
-        answer = {"predictions": values}
+    answer: dict[str, Any] = {"prediction": values[0]} if single else {"predictions": values}
     if class_names:
         names = dict(zip(meta.classes, meta.class_names, strict=True))
         predicted = [names[label] for label in values]

@@ -53,9 +53,10 @@ def package(
     """Describe ``estimator``, record a sample, write the artifact, and self-check it."""
     fields = describe(estimator, feature_names=feature_names, class_names=class_names)
     columns = [Column.model_validate(c) for c in fields["columns"]]
-    rows = _json_rows(sample, fields) if sample is not None else default_sample(estimator, fields)
+    lists = _json_rows(sample, fields) if sample is not None else default_sample(estimator, fields)
+    rows: list[Any] = lists
     if fields["input"] == "frame":  # named rows say what each value is
-        rows = [dict(zip(fields["feature_names"], row, strict=True)) for row in rows]
+        rows = [dict(zip(fields["feature_names"], row, strict=True)) for row in lists]
     request: dict[str, Any] = {"instances": rows}
     if "predict_proba" in fields["outputs"]:
         request["return_probabilities"] = True
@@ -121,7 +122,7 @@ def describe(
         raise PackageError(f"the {kind.__name__} is not fitted (it has no n_features_in_)")
     fitted_names = getattr(estimator, "feature_names_in_", None)
     frame = fitted_names is not None
-    if frame:
+    if fitted_names is not None:
         names = [str(n) for n in fitted_names]
     elif feature_names is not None:
         names = list(feature_names)
@@ -234,7 +235,7 @@ def default_sample(estimator: Any, fields: dict[str, Any]) -> list[list[Any]]:
         elif kind == "boolean":
             row.append(bool(categories.get(column["name"], False)))
         elif kind == "integer":
-            row.append(int(round(center[i])) if center is not None else 0)
+            row.append(round(center[i]) if center is not None else 0)
         else:
             row.append(float(center[i]) if center is not None else 0.0)
     return [row]
@@ -277,7 +278,9 @@ def _json_rows(sample: Sequence[Any], fields: dict[str, Any]) -> list[list[Any]]
             row = [row[n] for n in names]
         row = list(row)
         if len(row) != len(names):
-            raise PackageError(f"sample row {i} has {len(row)} values, the model takes {len(names)}")
+            raise PackageError(
+                f"sample row {i} has {len(row)} values, the model takes {len(names)}"
+            )
         rows.append([_json_value(v) for v in row])
     if not rows:
         raise PackageError("the sample has no rows")
@@ -317,7 +320,7 @@ def read_sample(path: Path) -> list[Any]:
             return list(document["instances"])
         if "features" in document:
             return [document["features"]]
-        raise PackageError(f"{path}: expected {{\"instances\": [...]}} or a list of rows")
+        raise PackageError(f'{path}: expected {{"instances": [...]}} or a list of rows')
     return list(document)
 
 

@@ -62,11 +62,11 @@ class MixedPredictRequest(PredictRequest):
     """``POST /predict`` for a model fitted on a DataFrame: cells may be numbers, strings,
     booleans or null, as each column's kind allows."""
 
-    features: MixedRow | None = Field(  # type: ignore[assignment]
+    features: MixedRow | None = Field(
         default=None,
         description="One row: a list in column order, or an object keyed by column name.",
     )
-    instances: list[MixedRow] | None = Field(  # type: ignore[assignment]
+    instances: list[MixedRow] | None = Field(
         default=None, description="A batch of rows, each a list or an object."
     )
 

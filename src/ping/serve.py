@@ -14,10 +14,10 @@ import uvicorn
 from pydantic import ValidationError
 
 from ping.app import create_app
-from ping.health import Readiness
-from ping.logs import log_config
 from ping.artifact import ArtifactError, version_problem
 from ping.check import open_model, self_check
+from ping.health import Readiness
+from ping.logs import log_config
 from ping.settings import Settings
 
 EXIT_BAD_START = 2

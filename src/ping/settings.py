@@ -22,14 +22,14 @@ class Settings(BaseSettings):
     )
 
     model_dir: Path = Path("models/iris")
-    """Artifact directory holding `metadata.json` and the model file (`pingctl package` makes one)."""
+    """Artifact directory: `metadata.json` and the model file (`pingctl package` makes one)."""
 
     trusted_types: Annotated[tuple[str, ...], NoDecode] = ()
     """Comma-separated types to trust in a skops model file besides scikit-learn's, numpy's
     and scipy's own, e.g. `mylib.MyTransformer`; only for code you trust."""
 
     allow_pickle: bool = False
-    """Load joblib/pickle model files. This runs code from the file: only for artifacts you built."""
+    """Load joblib/pickle model files. This runs code from the file: only for your own."""
 
     host: str = "127.0.0.1"
     """Address to bind; the image sets `0.0.0.0`."""

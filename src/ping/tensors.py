@@ -111,7 +111,8 @@ def _check_integer_cells(values: list[Any], datatype: str, field: str) -> None:
             )
         if isinstance(value, int | float) and not info.min <= value <= info.max:
             raise InvalidInput.for_field(
-                f"{field}[{i}]", f"{value:g} is out of range for {datatype} [{info.min}, {info.max}]"
+                f"{field}[{i}]",
+                f"{value:g} is out of range for {datatype} [{info.min}, {info.max}]",
             )
 
 

@@ -183,7 +183,7 @@ async def infer(request: Request, name: str) -> Response:
 def _output_tensor(name: str, result: Prediction, meta: ModelMetadata) -> dict[str, Any]:
     """One output tensor; numpy data is serialised by orjson, flat in row-major order."""
     if name == PREDICT:
-        datatype = meta.outputs[PREDICT].datatype
+        datatype = meta.outputs["predict"].datatype
         labels = result.labels
         data = labels.astype(np.int64) if datatype == "INT64" else labels.ravel()
         if datatype == "BYTES":
@@ -237,4 +237,3 @@ def _check_address(meta: ModelMetadata, name: str, version: str | None) -> None:
     if version is not None and version != meta.version:
         reason = f"model {name!r} has no version {version!r}; it serves version {meta.version!r}"
         raise NotFound(reason, [FieldError("version", reason)])
-

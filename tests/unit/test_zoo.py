@@ -50,7 +50,9 @@ def assert_same(got: list[Any], want: list[Any]) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_packaged_model_loads_and_passes_its_self_check(zoo: dict[str, Specimen], name: str) -> None:
+def test_packaged_model_loads_and_passes_its_self_check(
+    zoo: dict[str, Specimen], name: str
+) -> None:
     specimen = zoo[name]
     model = load_model(specimen.model_dir)
 
@@ -157,13 +159,20 @@ BAD_ROWS: dict[str, tuple[dict[str, Any], str, str]] = {
     "diabetes-boosting": ({"instances": [{"age": 1.0}]}, "instances[0]", "missing feature"),
     "multi-output": ({"instances": [[0.0] * 9 + [1e39]]}, "instances[0][9]", "out of range"),
     "mixed-pipeline": (
-        {"instances": [{"sex": "male", "age": 50, "bmi": 0.1, "bp": None}, {"sex": 1, "age": 1,
-                       "bmi": 0.1, "bp": 0.0}]},
+        {
+            "instances": [
+                {"sex": "male", "age": 50, "bmi": 0.1, "bp": None},
+                {"sex": 1, "age": 1, "bmi": 0.1, "bp": 0.0},
+            ]
+        },
         "instances[1].sex",
         "expected a string",
-    ),  # fmt: skip
-    "no-probabilities": ({"features": [1, 2, 3, 4], "return_class_names": 1}, "return_class_names",
-                         "boolean"),  # fmt: skip
+    ),
+    "no-probabilities": (
+        {"features": [1, 2, 3, 4], "return_class_names": 1},
+        "return_class_names",
+        "boolean",
+    ),
 }
 
 
@@ -228,7 +237,9 @@ def test_named_rows_work_for_a_model_fitted_on_a_matrix(clients: dict[str, TestC
     client = clients["iris-logreg"]
     names = client.get("/metadata").json()["feature_names"]
 
-    named = client.post("/predict", json={"features": dict(zip(names, [5.1, 3.5, 1.4, 0.2]))})
+    named = client.post(
+        "/predict", json={"features": dict(zip(names, [5.1, 3.5, 1.4, 0.2], strict=True))}
+    )
 
     assert named.json() == {"prediction": 0}
 
