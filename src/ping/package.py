@@ -10,6 +10,7 @@ import argparse
 import json
 import math
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -337,23 +338,29 @@ def load_model_file(path: Path, settings: Settings) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """``pingctl package``: write the artifact and print the check summary."""
-    try:
-        settings = Settings(model_dir=args.output)
-        estimator = load_model_file(args.model_file, settings)
-        sample = read_sample(args.sample) if args.sample else None
-        model = package(
-            estimator,
-            args.output,
-            name=args.name or args.model_file.stem,
-            version=args.version,
-            sample=sample,
-            model_format=args.format,
-            settings=settings,
-        )
-        check_estimator(model.estimator, model.metadata, args.output)
-    except (PackageError, ArtifactError, OSError, ValueError) as exc:
-        print(f"ping: cannot package {args.model_file}: {exc}", file=sys.stderr)
-        return 2
+    # Warnings while loading and predicting the sample are the user's to see, once each,
+    # after the outcome; a refusal stays one line.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            settings = Settings(model_dir=args.output)
+            estimator = load_model_file(args.model_file, settings)
+            sample = read_sample(args.sample) if args.sample else None
+            model = package(
+                estimator,
+                args.output,
+                name=args.name or args.model_file.stem,
+                version=args.version,
+                sample=sample,
+                model_format=args.format,
+                settings=settings,
+            )
+            check_estimator(model.estimator, model.metadata, args.output)
+        except (PackageError, ArtifactError, OSError, ValueError) as exc:
+            print(f"ping: cannot package {args.model_file}: {exc}", file=sys.stderr)
+            return 2
+    for text in dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught):
+        print(f"ping: warning while packaging: {text}", file=sys.stderr)
     print(summary(model, self_check(model)))
     print(f"wrote {args.output}/ ({model.metadata.model_file}, metadata.json)")
     return 0
