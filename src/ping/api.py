@@ -82,6 +82,7 @@ async def predict(request: Request) -> Response:
         request,
         rows,
         want_probabilities=body.return_probabilities,
+        field=body.field,
         row_field=lambda i: f"{body.field}[{i}]" if batch else body.field,
     )
     if model.is_classifier:
@@ -100,15 +101,21 @@ async def predict(request: Request) -> Response:
 
 
 async def run_model(
-    request: Request, rows: Any, *, want_probabilities: bool, row_field: Callable[[int], str]
+    request: Request,
+    rows: Any,
+    *,
+    want_probabilities: bool,
+    field: str,
+    row_field: Callable[[int], str],
 ) -> Prediction:
-    """Predict through the micro-batcher; a row the model refuses is a 422 naming it."""
+    """Predict through the micro-batcher. Input the model refuses (it raised ValueError)
+    is a 422 naming the row, ``row_field(i)``, or ``field`` when no single row fails."""
     try:
         result: Prediction = await request.app.state.batcher.predict(
             rows, want_probabilities=want_probabilities
         )
     except RowRefused as exc:
-        where = row_field(exc.row) if exc.row is not None else row_field(0).split("[")[0]
+        where = field if exc.row is None else row_field(exc.row)
         raise InvalidInput.for_field(
             where, f"the model cannot predict this input: {exc.reason}"
         ) from None

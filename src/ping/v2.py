@@ -165,7 +165,8 @@ async def infer(request: Request, name: str) -> Response:
         request,
         rows,
         want_probabilities=PREDICT_PROBA in wanted,
-        row_field=lambda i: f"inputs (row {i})",
+        field="inputs",
+        row_field=lambda i: f"inputs[*].data[{i}]",
     )
     if model.is_classifier:
         names = request.app.state.class_names

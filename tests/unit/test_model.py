@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from tests.conftest import SEED_ROW
 
 from ping.app import create_app
+from ping.artifact import is_trusted
 from ping.model import ArtifactError, load_model, read_metadata, version_problem
 from ping.settings import Settings
 
@@ -111,3 +112,24 @@ def test_version_mismatch_stays_not_ready_unless_allowed(artifact: Path) -> None
     with TestClient(create_app(lenient)) as allowed:
         assert allowed.get("/readyz").status_code == 200
         assert allowed.post("/predict", json={"features": SEED_ROW}).json() == {"prediction": 0}
+
+
+@pytest.mark.parametrize(
+    ("name", "trusted"),
+    [
+        ("sklearn.tree._tree.Tree", True),
+        ("sklearn.preprocessing._data.StandardScaler", True),
+        ("numpy.dtype", True),
+        ("numpy.log1p", True),  # a ufunc: computes, touches nothing else
+        ("scipy.sparse._csr.csr_matrix", True),
+        ("numpy.load", False),  # a function that reads files
+        ("builtins.eval", False),
+        ("_operator.neg", False),
+        ("os.system", False),
+        ("sklearn.no_such_module.Thing", False),
+    ],
+)
+def test_only_classes_and_ufuncs_of_sklearn_numpy_scipy_are_trusted(
+    name: str, trusted: bool
+) -> None:
+    assert is_trusted(name) is trusted

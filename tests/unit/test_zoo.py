@@ -222,14 +222,19 @@ def test_a_value_the_scaler_pushes_past_float32_is_a_422_naming_the_row(
     client = clients["iris-forest"]
     good = [5.1, 3.5, 1.4, 0.2]
 
+    bad = [5.1, 3.5, 1.4, 3.0e38]
+    tensor = {"name": "x", "datatype": "FP64", "shape": [3, 4], "data": [good, good, bad]}
+
     # Passes the float32 range check; scaled, it no longer fits, and the forest raises.
     with pytest.warns(RuntimeWarning, match="overflow"):
-        response = client.post("/predict", json={"instances": [good, [5.1, 3.5, 1.4, 3.0e38]]})
+        response = client.post("/predict", json={"instances": [good, bad]})
+        v2 = client.post("/v2/models/iris-forest/infer", json={"inputs": [tensor]})
 
-    assert response.status_code == 422
+    assert response.status_code == v2.status_code == 422
     error = response.json()["errors"][0]
     assert error["field"] == "instances[1]"
     assert "cannot predict" in error["reason"]
+    assert v2.json()["errors"][0]["field"] == "inputs[*].data[2]"
     assert client.post("/predict", json={"features": good}).status_code == 200
 
 
