@@ -97,9 +97,13 @@ def package(
     document["sample"] = {"request": request, "response": response}
     write_metadata(output_dir, document)
     # Reload from disk under the server's rules: what was written is what will be served.
-    settings = settings or Settings(model_dir=output_dir)
+    settings = (settings or Settings(model_dir=output_dir)).model_copy(
+        # A pickle written just now, from an estimator already in memory, runs no one
+        # else's code; serving it still needs PING_ALLOW_PICKLE.
+        update={"model_dir": output_dir, "allow_pickle": model_format == "joblib"}
+    )
     try:
-        model = open_model(settings.model_copy(update={"model_dir": output_dir}))
+        model = open_model(settings)
         self_check(model)
     except ArtifactError as exc:
         raise PackageError(f"the written artifact does not load back: {exc}") from None

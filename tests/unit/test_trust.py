@@ -81,13 +81,7 @@ def test_pickle_is_refused_unless_allowed(
 ) -> None:
     specimen = zoo["iris-logreg"]
     pickled = tmp_path / "pickled"
-    package(
-        specimen.estimator,
-        pickled,
-        name="pickled",
-        model_format="joblib",
-        settings=Settings(model_dir=pickled, allow_pickle=True),
-    )
+    package(specimen.estimator, pickled, name="pickled", model_format="joblib")
 
     code, stderr = refused(pickled)
 
