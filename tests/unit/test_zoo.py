@@ -228,6 +228,7 @@ def test_a_value_the_scaler_pushes_past_float32_is_a_422_naming_the_row(
     # Passes the float32 range check; scaled, it no longer fits, and the forest raises.
     with pytest.warns(RuntimeWarning, match="overflow"):
         response = client.post("/predict", json={"instances": [good, bad]})
+    with pytest.warns(RuntimeWarning, match="overflow"):
         v2 = client.post("/v2/models/iris-forest/infer", json={"inputs": [tensor]})
 
     assert response.status_code == v2.status_code == 422
