@@ -33,6 +33,12 @@ FORMAT_VERSION = 2  # 1 was Ping 0.1's joblib-only metadata
 MODEL_FILES = {"skops": "model.skops", "joblib": "model.joblib"}
 # Whose types are trusted in a skops file without configuration.
 TRUSTED_PACKAGES = ("sklearn", "numpy", "scipy")
+# scikit-learn types that skops itself flags: their node indices are used without bounds
+# checks, so a crafted file could crash the process or read memory it should not. A
+# decision tree is trusted once check_trees() has verified every index; a histogram
+# gradient-boosting predictor is not checked here, so it must be trusted by the operator.
+TREE = "sklearn.tree._tree.Tree"
+UNCHECKED = frozenset({"sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"})
 
 ColumnKind = Literal["number", "integer", "string", "boolean"]
 
@@ -267,11 +273,73 @@ def _load_skops(path: Path, trusted_types: Sequence[str]) -> Any:
     refused = [name for name in found if name not in trusted_types and not is_trusted(name)]
     if refused:
         more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
-        raise ArtifactError(
-            f"{path}: contains type {refused[0]}{more}, which is not trusted; if you trust "
-            f"its code, add it to PING_TRUSTED_TYPES"
+        advice = (
+            "its node indices are not bounds-checked: add it to PING_TRUSTED_TYPES only "
+            "for a file you made"
+            if refused[0] in UNCHECKED
+            else "if you trust its code, add it to PING_TRUSTED_TYPES"
         )
-    return skops.load(path, trusted=found)
+        raise ArtifactError(
+            f"{path}: contains type {refused[0]}{more}, which is not trusted; {advice}"
+        )
+    estimator = skops.load(path, trusted=found)
+    if TREE in found and TREE not in trusted_types:
+        problem = check_trees(estimator)
+        if problem:
+            raise ArtifactError(f"{path}: refused: {problem}")
+    return estimator
+
+
+def check_trees(estimator: Any) -> str | None:
+    """Why a decision tree in ``estimator`` is unsafe to predict with, or None.
+
+    scikit-learn walks a tree by the indices stored in it, unchecked. A tree it built
+    numbers each child after its parent and splits only on its owner's features, so
+    anything else (out of range, or a cycle) is a crafted or corrupt file.
+    """
+    from sklearn.tree._tree import Tree
+
+    for owner in _objects_with_trees(estimator, Tree):
+        tree = owner.tree_
+        n = tree.node_count
+        left, right, feature = tree.children_left, tree.children_right, tree.feature
+        name = type(owner).__name__
+        if not len(left) == len(right) == len(feature) == tree.value.shape[0] == n:
+            return f"a {name}'s node arrays disagree on its node count"
+        if tree.n_features != getattr(owner, "n_features_in_", tree.n_features):
+            return f"a {name}'s tree splits on {tree.n_features} features, not its owner's"
+        ids = np.arange(n)
+        inner = left != -1
+        if not np.array_equal(inner, right != -1):
+            return f"a {name} has a node with only one child"
+        children = np.concatenate([left[inner], right[inner]])
+        parents = np.concatenate([ids[inner], ids[inner]])
+        if ((children <= parents) | (children >= n)).any():
+            return f"a {name} has a child index out of range"
+        if ((feature[inner] < 0) | (feature[inner] >= tree.n_features)).any():
+            return f"a {name} has a feature index out of range"
+    return None
+
+
+def _objects_with_trees(root: Any, tree_type: type) -> list[Any]:
+    """Every estimator below ``root`` (pipelines, ensembles, wrappers) that owns a tree."""
+    found, stack, seen = [], [root], set()
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, list | tuple):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, np.ndarray) and item.dtype == object:
+            stack.extend(item.ravel().tolist())
+        elif hasattr(item, "__dict__") and type(item).__module__.startswith("sklearn."):
+            if isinstance(getattr(item, "tree_", None), tree_type):
+                found.append(item)
+            stack.extend(vars(item).values())
+    return found
 
 
 def is_trusted(name: str) -> bool:
@@ -280,7 +348,7 @@ def is_trusted(name: str) -> bool:
     Functions are not trusted by package alone: a FunctionTransformer calls whatever
     function it holds, and numpy has functions that read files.
     """
-    if name.split(".", 1)[0] not in TRUSTED_PACKAGES:
+    if name.split(".", 1)[0] not in TRUSTED_PACKAGES or name in UNCHECKED:
         return False
     module_name, _, attribute = name.rpartition(".")
     while module_name:

@@ -79,6 +79,8 @@ class ForestPath:
             x = step.transform(x)
         if not isinstance(x, np.ndarray) or x.ndim != 2 or not np.isfinite(x).all():
             return None
+        if x.shape[1] != self.forest.n_features_in_:  # trees index columns unchecked
+            return None
         if x.size and np.abs(x).max() > FLOAT32_MAX:  # sklearn warns, then refuses it
             return None
         x = np.ascontiguousarray(x, dtype=np.float32)  # the dtype trees split on

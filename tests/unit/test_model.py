@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import sklearn
 from fastapi.testclient import TestClient
+from sklearn.datasets import load_iris
 from tests.conftest import SEED_ROW
 
 from ping.app import create_app
-from ping.artifact import is_trusted
+from ping.artifact import is_trusted, skops_io
 from ping.model import ArtifactError, load_model, read_metadata, version_problem
 from ping.settings import Settings
 
@@ -133,3 +134,70 @@ def test_only_classes_and_ufuncs_of_sklearn_numpy_scipy_are_trusted(
     name: str, trusted: bool
 ) -> None:
     assert is_trusted(name) is trusted
+
+
+def _tampered_forest(tmp_path: Path, change: str) -> Path:
+    """A packaged forest whose first tree was edited after fitting, as a crafted file would be."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    from ping.package import package
+
+    iris = load_iris()
+    forest = RandomForestClassifier(n_estimators=3, max_depth=3, random_state=0)
+    forest.fit(iris.data, iris.target)
+    path = tmp_path / "forest"
+    package(forest, path, name="forest")  # packaged while still sound
+    tree = forest.estimators_[0].tree_
+    state = tree.__getstate__()
+    if change == "child":
+        state["nodes"]["left_child"][0] = 10**6
+    elif change == "cycle":
+        state["nodes"]["left_child"][0] = 0
+    else:
+        state["nodes"]["feature"][0] = 99
+    tree.__setstate__(state)
+    metadata = json.loads((path / "metadata.json").read_text())
+    skops_io().dump(forest, path / "model.skops")
+    metadata["sha256"] = hashlib.sha256((path / "model.skops").read_bytes()).hexdigest()
+    (path / "metadata.json").write_text(json.dumps(metadata))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ("child", "child index out of range"),
+        ("cycle", "child index out of range"),
+        ("feature", "feature index out of range"),
+    ],
+)
+def test_a_crafted_tree_is_refused_before_it_can_predict(
+    tmp_path: Path, change: str, reason: str
+) -> None:
+    path = _tampered_forest(tmp_path, change)
+
+    with pytest.raises(
+        ArtifactError, match=f"model.skops: refused: a DecisionTreeClassifier has a {reason}"
+    ):
+        load_model(path)
+
+
+def test_histogram_boosting_needs_its_predictor_trusted_explicitly(tmp_path: Path) -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from ping.package import package
+
+    iris = load_iris()
+    model = HistGradientBoostingClassifier(max_iter=5, random_state=0).fit(iris.data, iris.target)
+    name = "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
+    trusting = Settings(model_dir=tmp_path / "hgb", trusted_types=(name,))
+    package(model, tmp_path / "hgb", name="hgb", settings=trusting)
+
+    with pytest.raises(
+        ArtifactError, match="TreePredictor, which is not trusted; its node indices"
+    ):
+        load_model(tmp_path / "hgb")
+    assert load_model(tmp_path / "hgb", trusted_types=(name,)).predict(iris.data[:2]).tolist() == [
+        0,
+        0,
+    ]
