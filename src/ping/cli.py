@@ -61,8 +61,17 @@ def parser() -> argparse.ArgumentParser:
         "format and self-check it. Loading a joblib/pickle file runs code from it: package "
         "only files you made.",
     )
-    package.add_argument("model_file", type=Path, metavar="MODEL_FILE")
-    package.add_argument("--output", "-o", type=Path, required=True, metavar="DIR")
+    package.add_argument(
+        "model_file", type=Path, metavar="MODEL_FILE", help="the fitted estimator's file"
+    )
+    package.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="artifact directory to write",
+    )
     package.add_argument("--name", help="model name (default: MODEL_FILE's stem)")
     package.add_argument("--version", default="1", help="model version (default: %(default)s)")
     package.add_argument(
