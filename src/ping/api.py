@@ -5,7 +5,6 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ping.batching import Prediction, RowRefused
 from ping.errors import PROBLEM_JSON, InvalidInput, ModelNotReady
@@ -69,15 +68,18 @@ async def predict(request: Request) -> Response:
     model = loaded_model(request)
     settings = request.app.state.settings
     schema: InputSchema = request.app.state.input_schema
-    body = await read_body(request, schema.body, settings.max_body_bytes)
-    if body.return_probabilities and not model.supports_probabilities:
-        raise InvalidInput.for_field("return_probabilities", "this model has no predict_proba")
-    if body.return_class_names and not model.is_classifier:
-        raise InvalidInput.for_field("return_class_names", "this model is a regressor: no classes")
-    batch = body.instances is not None
-    rows = request_input(
-        body.rows, schema, max_rows=settings.max_rows, field=body.field, batch=batch
-    )
+    with request.app.state.tracing.span("ping.validate"):
+        body = await read_body(request, schema.body, settings.max_body_bytes)
+        if body.return_probabilities and not model.supports_probabilities:
+            raise InvalidInput.for_field("return_probabilities", "this model has no predict_proba")
+        if body.return_class_names and not model.is_classifier:
+            raise InvalidInput.for_field(
+                "return_class_names", "this model is a regressor: no classes"
+            )
+        batch = body.instances is not None
+        rows = request_input(
+            body.rows, schema, max_rows=settings.max_rows, field=body.field, batch=batch
+        )
     result = await run_model(
         request,
         rows,
@@ -144,6 +146,5 @@ async def metadata(request: Request) -> Response:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
-    return Response(
-        generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
-    )
+    body, content_type = request.app.state.metrics.exposition(request.headers.get("accept"))
+    return Response(body, media_type=content_type)

@@ -14,7 +14,9 @@ is set above zero. A full batch (``max_rows``) goes at once.
 """
 
 import asyncio
+import time
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +26,7 @@ import numpy as np
 from ping.errors import ModelNotReady
 from ping.metrics import Metrics
 from ping.model import Model
+from ping.tracing import Tracing, Waiting
 
 
 @dataclass(frozen=True)
@@ -50,14 +53,25 @@ class _Job:
     want_probabilities: bool
     future: asyncio.Future[Prediction]
     enqueued: float  # loop.time()
+    waiting: Waiting | None = None  # the caller's span, when tracing is on
 
 
 class MicroBatcher:
     """Queues validated rows and answers each caller with exactly its own rows, in order."""
 
-    def __init__(self, model: Model, metrics: Metrics, *, max_rows: int, max_wait_us: int) -> None:
+    def __init__(
+        self,
+        model: Model,
+        metrics: Metrics,
+        *,
+        max_rows: int,
+        max_wait_us: int,
+        tracing: Tracing | None = None,
+    ) -> None:
         self._model = model
         self._metrics = metrics
+        self._call_seconds = metrics.model_call.labels(model.metadata.name)
+        self._tracing = tracing or Tracing()
         self._max_rows = max_rows
         self._max_wait = max_wait_us / 1_000_000
         self._queue: deque[_Job] = deque()
@@ -76,7 +90,8 @@ class MicroBatcher:
         if self._closing:
             raise ModelNotReady("shutting down: no new predictions are accepted")
         loop = asyncio.get_running_loop()
-        job = _Job(rows, want_probabilities, loop.create_future(), loop.time())
+        waiting = self._tracing.capture(len(rows))
+        job = _Job(rows, want_probabilities, loop.create_future(), loop.time(), waiting)
         self._queue.append(job)
         self._queued_rows += len(rows)
         self._wakeup.set()
@@ -110,9 +125,10 @@ class MicroBatcher:
         stacked = jobs[0].rows if len(jobs) == 1 else _stack([j.rows for j in jobs])
         self._metrics.batch_rows.observe(len(stacked))
         want_probabilities = any(j.want_probabilities for j in jobs)
+        waiting = [job.waiting for job in jobs]
         try:
             result = await loop.run_in_executor(
-                self._executor, self._call_model, stacked, want_probabilities
+                self._executor, self._call_model, stacked, want_probabilities, waiting
             )
         except Exception as exc:
             if len(jobs) > 1:
@@ -162,20 +178,28 @@ class MicroBatcher:
         while bad - good > 1:
             middle = (good + bad) // 2
             try:
-                self._call_model(_slice(rows, 0, middle), want_probabilities)
+                self._call_model(_slice(rows, 0, middle), want_probabilities, ())
                 good = middle
             except ValueError as exc:
                 bad, error = middle, exc
         try:
-            self._call_model(_slice(rows, bad - 1, bad), want_probabilities)
+            self._call_model(_slice(rows, bad - 1, bad), want_probabilities, ())
         except ValueError as exc:
             return RowRefused(bad - 1, _first_line(exc))
         return RowRefused(None, _first_line(error))  # only the rows together fail
 
-    def _call_model(self, rows: Any, want_probabilities: bool) -> Prediction:
-        if want_probabilities:
-            return Prediction(*self._model.predict_with_probabilities(rows))
-        return Prediction(labels=self._model.predict(rows))
+    def _call_model(
+        self, rows: Any, want_probabilities: bool, waiting: Sequence[Waiting | None]
+    ) -> Prediction:
+        """One model call, on the predict thread: timed, and traced when tracing is on."""
+        with self._tracing.model_call(waiting, len(rows)):
+            started = time.perf_counter()
+            try:
+                if want_probabilities:
+                    return Prediction(*self._model.predict_with_probabilities(rows))
+                return Prediction(labels=self._model.predict(rows))
+            finally:
+                self._call_seconds.observe(time.perf_counter() - started)
 
     @staticmethod
     def _answer(jobs: list[_Job], result: Prediction) -> None:

@@ -19,6 +19,7 @@ from ping.check import open_model, self_check
 from ping.health import Readiness
 from ping.logs import log_config
 from ping.settings import Settings
+from ping.tracing import TracingError, load_tracing
 
 EXIT_BAD_START = 2
 
@@ -59,17 +60,21 @@ def serve() -> int:
         model = open_model(settings)
         if version_problem(model.metadata) is None or settings.allow_version_mismatch:
             self_check(model)  # a model that cannot answer its own sample is never ready
+        tracing = load_tracing(settings)
     except ValidationError as exc:
         print(f"ping: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_START
     except ArtifactError as exc:
         print(f"ping: cannot serve: {exc}", file=sys.stderr)
         return EXIT_BAD_START
+    except TracingError as exc:
+        print(f"ping: cannot trace: {exc}", file=sys.stderr)
+        return EXIT_BAD_START
     # Warnings raised while predicting (scikit-learn's, numpy's) become JSON log lines,
     # once per kind (logs.OncePerKind), instead of raw stderr. This adds no warnings
     # filter: each one costs a forest predict ~170 us (PERF-NOTES.md, trap 1).
     logging.captureWarnings(True)
-    app = create_app(settings, model=model)
+    app = create_app(settings, model=model, tracing=tracing)
     config = uvicorn.Config(
         app,
         host=settings.host,

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     batch_max_wait_us: int = Field(default=0, ge=0)
     """Micro-batching: how long a batch may wait for more rows, in microseconds."""
 
+    tracing: bool = False
+    """Send OpenTelemetry traces, configured by the standard `OTEL_*` variables (README
+    "Operate it"); `OTEL_SDK_DISABLED=true` still turns them off."""
+
     @field_validator("trusted_types", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
