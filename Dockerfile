@@ -22,13 +22,17 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 RUN python -m venv /opt/venv
 COPY requirements.lock /tmp/requirements.lock
 # Wheels only and every hash checked: the same pins development, training and serving use.
-# Then drop what only installing needs (pip, setuptools) and the packages' own test
-# suites, none of which the service imports; that keeps our layers well under 300 MB.
+# Then drop what only installing needs (pip, setuptools), the packages' own test suites,
+# and the type stubs and C/Cython sources that only compilers and type checkers read:
+# nothing the service imports; that keeps our layers under 300 MB.
 RUN /opt/venv/bin/pip install --no-cache-dir --only-binary=:all: --require-hashes \
         -r /tmp/requirements.lock \
  && /opt/venv/bin/pip uninstall --no-cache-dir --yes pip setuptools \
  && find /opt/venv/lib/python3.11/site-packages -depth -type d -name tests \
-        -path '*/site-packages/*/tests' -exec rm -rf {} +
+        -path '*/site-packages/*/tests' -exec rm -rf {} + \
+ && find /opt/venv/lib/python3.11/site-packages -type f \( -name '*.pyi' -o -name '*.pxd' \
+        -o -name '*.pyx' -o -name '*.pxi' -o -name '*.h' -o -name '*.hpp' -o -name '*.c' \
+        -o -name '*.cpp' \) -delete
 
 FROM builder AS trainer
 # Deterministic: seeded training, and created_at pinned by SOURCE_DATE_EPOCH
