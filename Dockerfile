@@ -46,6 +46,9 @@ WORKDIR /build
 COPY src/ping/ /opt/venv/lib/python3.11/site-packages/ping/
 COPY training/ training/
 COPY models/ context-models/
+# Without MODEL_DIR: the iris model, and a second one, so that the gateway's kind example
+# serves two different models (charts/ping/README.md, "Gateway"): a release selects it
+# with config.modelDir=/app/models/forest.
 RUN set -eu; \
     if [ -n "$MODEL_DIR" ]; then \
       name="${MODEL_DIR#models/}"; name="${name%/}"; \
@@ -57,6 +60,8 @@ RUN set -eu; \
       mkdir -p models && cp -R "context-models/$name" "models/$name"; \
     else \
       /opt/venv/bin/python -m training.train --output-dir /build/models/iris; \
+      /opt/venv/bin/python -m training.train --output-dir /build/models/forest \
+        --name forest --estimator forest; \
     fi; \
     rm -rf context-models
 

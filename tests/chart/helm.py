@@ -134,10 +134,18 @@ def main_container(objects: Iterable[Manifest]) -> dict[str, Any]:
     return containers[0]  # type: ignore[no-any-return]
 
 
-def run_test_command(pod: Manifest, target_url: str) -> subprocess.CompletedProcess[str]:
-    """Run the pod's own command here, with TARGET_URL pointed at target_url."""
+def run_test_command(
+    pod: Manifest, target_url: str, secret_env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the pod's own command here, with TARGET_URL pointed at target_url.
+
+    `secret_env` stands in for the variables the pod takes from a Secret (`valueFrom`).
+    """
     (container,) = pod["spec"]["containers"]
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    from_secrets = {e["name"] for e in container["env"] if "valueFrom" in e}
+    assert from_secrets == set(secret_env or {}), "give a value for each variable from a Secret"
+    env.update(secret_env or {})
     env["TARGET_URL"] = target_url
     for tool in ("sh", "curl"):
         assert shutil.which(tool), f"{tool} is needed to run the helm test command locally"
