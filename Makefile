@@ -10,6 +10,7 @@ PY := $(VENV)/bin/python
 # The artifact `make run` serves: PING_MODEL_DIR when set, else the bundled iris model,
 # which is the only one make trains; `pingctl package` makes any other.
 DEFAULT_MODEL_DIR := models/iris
+PING_MODEL_DIR ?=
 MODEL_DIR ?= $(or $(PING_MODEL_DIR),$(DEFAULT_MODEL_DIR))
 PYTEST_ARGS ?=
 
