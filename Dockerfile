@@ -23,8 +23,9 @@ RUN python -m venv /opt/venv
 COPY requirements.lock /tmp/requirements.lock
 # Wheels only and every hash checked: the same pins development, training and serving use.
 # Then drop what only installing needs (pip, setuptools), the packages' own test suites,
-# and the type stubs and C/Cython sources that only compilers and type checkers read:
-# nothing the service imports; that keeps our layers under 300 MB.
+# the type stubs and C/Cython sources that only compilers and type checkers read, and
+# Swagger UI's source maps and the builds /docs does not serve (ping.docs serves
+# swagger-ui-bundle.js and swagger-ui.css): nothing the service reads at run time.
 RUN /opt/venv/bin/pip install --no-cache-dir --only-binary=:all: --require-hashes \
         -r /tmp/requirements.lock \
  && /opt/venv/bin/pip uninstall --no-cache-dir --yes pip setuptools \
@@ -32,7 +33,9 @@ RUN /opt/venv/bin/pip install --no-cache-dir --only-binary=:all: --require-hashe
         -path '*/site-packages/*/tests' -exec rm -rf {} + \
  && find /opt/venv/lib/python3.11/site-packages -type f \( -name '*.pyi' -o -name '*.pxd' \
         -o -name '*.pyx' -o -name '*.pxi' -o -name '*.h' -o -name '*.hpp' -o -name '*.c' \
-        -o -name '*.cpp' \) -delete
+        -o -name '*.cpp' \) -delete \
+ && find /opt/venv/lib/python3.11/site-packages/swagger_ui_bundle -type f \( -name '*.map' \
+        -o -name 'swagger-ui-es-bundle*.js' -o -name 'swagger-ui.js' \) -delete
 
 FROM builder AS trainer
 # Deterministic: seeded training, and created_at pinned by SOURCE_DATE_EPOCH
