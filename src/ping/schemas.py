@@ -6,6 +6,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    Tag,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -16,12 +17,21 @@ from pydantic import (
 # (pydantic would build one error per cell). Strict all the same: booleans, strings and
 # null are refused rather than coerced, and NaN/Infinity are refused as non-finite.
 # The served model's width and PING_MAX_ROWS are added to /openapi.json by ping.openapi.
+# A row is positional (a list, in the model's feature order) or named (an object keyed
+# by feature name); cells may be strings, booleans or null where a column takes them
+# (ping.inputs). The tags label the two forms in validation errors, which ping.errors
+# reduces to the form the client sent; they are not a path step.
+POSITIONAL, NAMED = "[row]", "{row}"
 _NUMBER = {"type": "number"}
-Row = Annotated[list[Any] | None, WithJsonSchema({"type": "array", "items": _NUMBER})]
-Rows = Annotated[
-    list[Any] | None,
-    WithJsonSchema({"type": "array", "items": {"type": "array", "items": _NUMBER}}),
-]
+_ROW_SCHEMA = {
+    "oneOf": [
+        {"type": "array", "items": _NUMBER},
+        {"type": "object", "additionalProperties": True},
+    ]
+}
+_ROW = Annotated[list[Any], Tag(POSITIONAL)] | Annotated[dict[str, Any], Tag(NAMED)]
+Row = Annotated[_ROW | None, WithJsonSchema(_ROW_SCHEMA)]
+Rows = Annotated[list[_ROW] | None, WithJsonSchema({"type": "array", "items": _ROW_SCHEMA})]
 
 
 class PredictRequest(BaseModel):
@@ -34,10 +44,14 @@ class PredictRequest(BaseModel):
     )
 
     features: Row = Field(
-        default=None, description="One row of features.", examples=[[5.1, 3.5, 1.4, 0.2]]
+        default=None,
+        description="One row: a list in feature order, or an object keyed by feature name.",
+        examples=[[5.1, 3.5, 1.4, 0.2]],
     )
     instances: Rows = Field(
-        default=None, description="A batch of rows.", examples=[[[5.1, 3.5, 1.4, 0.2]]]
+        default=None,
+        description="A batch of rows, each a list or an object.",
+        examples=[[[5.1, 3.5, 1.4, 0.2]]],
     )
     return_probabilities: bool = Field(
         default=False, strict=True, description="Add class probabilities, keyed by class name."
@@ -73,7 +87,9 @@ class PredictRequest(BaseModel):
 class PredictResponse(BaseModel):
     """``prediction`` for one row, ``predictions`` for a batch; extras only when asked for."""
 
-    prediction: Any | None = None
+    prediction: Any | None = Field(
+        default=None, description="A class label, or a value (a list of them for multi-output)."
+    )
     predictions: list[Any] | None = None
     class_name: str | None = None
     class_names: list[str] | None = None
@@ -81,9 +97,21 @@ class PredictResponse(BaseModel):
 
 
 # Open Inference Protocol (V2 REST), as KServe, MLServer and Triton speak it.
-# The model is numeric, so BYTES, BOOL and FP16/BF16 (which JSON cannot carry) are refused.
+# BYTES and BOOL are for string and boolean columns; FP16/BF16 (which JSON cannot carry)
+# are refused.
 V2Datatype = Literal[
-    "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"
+    "FP32",
+    "FP64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "BYTES",
+    "BOOL",
 ]
 
 
@@ -92,7 +120,11 @@ class V2InputTensor(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="Any name: the model has one input.", examples=["input-0"])
+    name: str = Field(
+        description="Any name for the one [rows, n_features] tensor; or a column's name, "
+        "one tensor per column",
+        examples=["input-0"],
+    )
     shape: list[Annotated[int, Field(strict=True, ge=0)]] = Field(max_length=8, examples=[[1, 4]])
     datatype: V2Datatype
     parameters: dict[str, Any] | None = None

@@ -6,6 +6,7 @@ a traceback.
 """
 
 import asyncio
+import logging
 import os
 import resource
 import signal
@@ -18,9 +19,10 @@ import uvicorn
 from pydantic import ValidationError
 
 from ping.app import create_app
+from ping.artifact import ArtifactError, version_problem
+from ping.check import open_model, self_check
 from ping.health import Readiness
 from ping.logs import log_config
-from ping.model import ArtifactError, load_model
 from ping.protocol import DRAIN_IDLE_SECONDS, GuardedHttpToolsProtocol, HttpLimits
 from ping.settings import Settings, unknown_variable
 from ping.tracing import TracingError, load_tracing
@@ -106,7 +108,9 @@ def serve() -> int:
         if problem := unknown_variable(os.environ):
             raise StartError(f"invalid configuration: {problem}")
         settings = Settings()
-        model = load_model(settings.model_dir)
+        model = open_model(settings)
+        if version_problem(model.metadata) is None or settings.allow_version_mismatch:
+            self_check(model)  # a model that cannot answer its own sample is never ready
         tracing = load_tracing(settings)
         raise_fd_limit(settings.max_connections)
         sock = bind(settings)
@@ -122,6 +126,10 @@ def serve() -> int:
     except TracingError as exc:
         print(f"ping: cannot trace: {exc}", file=sys.stderr)
         return EXIT_BAD_START
+    # Warnings raised while predicting (scikit-learn's, numpy's) become JSON log lines,
+    # once per kind (logs.OncePerKind), instead of raw stderr. This adds no warnings
+    # filter: each one costs a forest predict ~170 us (PERF-NOTES.md, trap 1).
+    logging.captureWarnings(True)
     app = create_app(settings, model=model, tracing=tracing)
     limits = HttpLimits(
         max_header_bytes=settings.max_header_bytes,

@@ -122,6 +122,8 @@ def test_every_app_setting_reaches_the_pod_from_the_configmap(rendered: list[Man
         "PING_MAX_QUEUED_ROWS": "8192",
         "PING_DOCS": "true",
         "PING_ALLOW_VERSION_MISMATCH": "false",
+        "PING_TRUSTED_TYPES": "",
+        "PING_ALLOW_PICKLE": "false",
         "PING_DRAIN_SECONDS": "5",
         "PING_SHUTDOWN_GRACE_SECONDS": "15",
         "PING_BATCH_MAX_ROWS": "2048",

@@ -35,6 +35,8 @@ CONFIG_FIELDS = {
     "maxQueuedRows": "max_queued_rows",
     "docs": "docs",
     "allowVersionMismatch": "allow_version_mismatch",
+    "trustedTypes": "trusted_types",
+    "allowPickle": "allow_pickle",
     "drainSeconds": "drain_seconds",
     "shutdownGraceSeconds": "shutdown_grace_seconds",
     "batchMaxRows": "batch_max_rows",

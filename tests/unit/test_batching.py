@@ -26,7 +26,7 @@ from tests.unit.live_server import start_server, wait_ready
 from training.train import train
 
 from ping.app import create_app
-from ping.batching import INLINE_SAMPLES, MicroBatcher, Prediction
+from ping.batching import INLINE_SAMPLES, MicroBatcher, Prediction, RowRefused
 from ping.errors import ModelNotReady, Overloaded
 from ping.metrics import Metrics
 from ping.model import ForestPath, Model, load_model
@@ -228,7 +228,9 @@ def test_a_row_that_makes_the_model_raise_fails_only_its_caller(forest: Model) -
 
     (first, failed, last), _ = run(forest, scenario)
 
-    assert isinstance(failed, ValueError)
+    assert isinstance(failed, RowRefused)
+    assert failed.row == 0
+    assert "too large" in failed.reason
     assert isinstance(first, Prediction)
     assert isinstance(last, Prediction)
     assert np.array_equal(first.labels, forest.estimator.predict(good[0]))
@@ -340,6 +342,28 @@ def test_a_lone_request_to_a_quick_model_runs_on_the_loop_with_identical_answers
     assert recorder.threads[:INLINE_SAMPLES].count(loop_thread) == 0
     assert recorder.threads[-1] == loop_thread
     assert model_calls(metrics) == len(inputs)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the scaler overflows to inf
+def test_a_lone_inline_request_the_model_refuses_gets_the_row_named(logreg: Model) -> None:
+    model, recorder = recording(logreg)
+    warm = [random_rows(1, seed=i) for i in range(INLINE_SAMPLES)]
+    bad = np.array([[1.79e308, 1.0, 1.0, 1.0]])  # finite, but inf once scaled: refused
+
+    async def scenario(batcher: MicroBatcher) -> tuple[BaseException | None, int]:
+        for rows in warm:
+            await batcher.predict(rows)
+        try:
+            await batcher.predict(bad)
+        except Exception as exc:
+            return exc, threading.get_ident()
+        return None, threading.get_ident()
+
+    (refused, loop_thread), _ = run(model, scenario, in_flight=lambda: 1)
+
+    assert isinstance(refused, RowRefused)
+    assert refused.row == 0
+    assert loop_thread in recorder.threads  # it was tried inline first
 
 
 def test_requests_with_company_are_batched_on_the_thread_even_for_a_quick_model(
