@@ -7,7 +7,7 @@ command, the service serves, which is what the image's CMD relies on.
 import argparse
 import sys
 
-from ping import __version__
+from ping import __version__, fetch, selftest  # both standard library only
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -23,6 +23,12 @@ def parser() -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="command", metavar="COMMAND")
     serve = commands.add_parser("serve", help="serve the model (the default; configured by PING_*)")
     serve.set_defaults(run=_serve)
+    fetch_ = commands.add_parser("fetch", help="fetch a model artifact over https, verified")
+    fetch.add_arguments(fetch_)
+    fetch_.set_defaults(run=fetch.run)
+    selftest_ = commands.add_parser("selftest", help="check a running Ping against its sample")
+    selftest.add_arguments(selftest_)
+    selftest_.set_defaults(run=selftest.run)
     return top
 
 
