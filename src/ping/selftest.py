@@ -167,7 +167,8 @@ def selftest(
         elif problem := mismatch(expect, answer):
             raise SelftestFailed(f"/predict: answer differs from the expected one at {problem}")
         else:
-            passed.append(f"predict: answer matches the expected {_snippet(json.dumps(expect).encode())}")
+            shown = _snippet(json.dumps(expect).encode())
+            passed.append(f"predict: answer matches the expected {shown}")
     if bundled:
         status, raw = client.call("/predict", SEED_REQUEST)
         if status != 200 or raw != SEED_RESPONSE:

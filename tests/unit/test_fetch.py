@@ -14,11 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.unit.artifact_server import SLOW_SECONDS, artifact_server
 
 from ping.fetch import FetchError, Limits, check_url
 from ping.model import load_model
-
-from tests.unit.artifact_server import SLOW_SECONDS, artifact_server
 
 pytestmark = pytest.mark.unit
 
