@@ -43,10 +43,14 @@ class SelftestFailed(Exception):
 
 
 def mismatch(want: Any, got: Any, where: str = "$") -> str | None:
-    """Where got differs from want, or None. Floats within tolerance; types must agree."""
+    """Where got differs from want, or None: numbers within the tolerance (integers exactly),
+    everything else exactly, with strings, numbers, booleans and null never equal to each other."""
     if isinstance(want, bool) or isinstance(got, bool) or want is None or got is None:
         same = type(want) is type(got) and want == got
-    elif isinstance(want, float) and isinstance(got, float):
+    elif isinstance(want, int) and isinstance(got, int):
+        same = want == got
+    elif isinstance(want, int | float) and isinstance(got, int | float):
+        # JSON has one number type, and values pass through helm as float64 (1 and 1.0 agree).
         same = math.isclose(want, got, rel_tol=REL_TOL, abs_tol=ABS_TOL) or (
             math.isnan(want) and math.isnan(got)
         )

@@ -204,7 +204,7 @@ def test_the_helm_test_command_passes_against_the_real_app(
     # The Service's host swapped for 127.0.0.1, and its port for the pod port its targetPort names.
     result = run_test_command(test_pod, running.url(service_port["targetPort"], ""))
     assert result.returncode == 0, f"{result.stdout}{result.stderr}\n{running.output()}"
-    assert 'predict: {"prediction":0}' in result.stdout
+    assert 'seed: {"prediction":0}' in result.stdout
 
 
 def test_the_service_monitor_scrapes_prometheus_metrics(
