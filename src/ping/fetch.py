@@ -90,8 +90,11 @@ class Fetcher:
         self.base = base if base.endswith("/") else base + "/"
         self.limits = limits
         self.expires = time.monotonic() + limits.deadline
-        self.context = ssl.create_default_context(cafile=limits.ca_file)
         check_url(self.base, limits)
+        try:
+            self.context = ssl.create_default_context(cafile=limits.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise FetchError(f"--ca-file {limits.ca_file}: {_describe(exc, limits)}") from None
 
     def _remaining(self, url: str) -> float:
         left = self.expires - time.monotonic()
@@ -175,6 +178,8 @@ def _describe(exc: BaseException, limits: Limits) -> str:
         return f"timed out (connect {limits.connect_timeout:g}s, read {limits.read_timeout:g}s)"
     if isinstance(exc, http.client.IncompleteRead):
         return f"truncated, got {len(exc.partial)} more bytes, {exc.expected} missing"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS: certificate verify failed: {exc.verify_message}"
     if isinstance(exc, ssl.SSLError):
         return f"TLS: {exc.reason or exc}"
     if isinstance(exc, OSError) and exc.strerror:
@@ -282,7 +287,7 @@ def run(args: argparse.Namespace) -> int:
     except FetchError as exc:
         print(f"ping fetch: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    except OSError as exc:  # the destination, or the CA file
+    except OSError as exc:  # the destination directory
         print(f"ping fetch: {exc.filename or args.dir}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_FAILED
     print(f"ping fetch: {model.name} and {METADATA_FILE} verified into {args.dir}")

@@ -8,6 +8,7 @@ and ("redirect", URL). Anything else is served as is.
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,8 +20,11 @@ SLOW_SECONDS = 5.0
 
 
 @contextmanager
-def artifact_server(root: Path, faults: dict[str, Any] | None = None) -> Iterator[str]:
-    """Serve root's files; yield the base URL (ending in /). The server is reaped on exit."""
+def artifact_server(
+    root: Path, faults: dict[str, Any] | None = None, tls: tuple[Path, Path] | None = None
+) -> Iterator[str]:
+    """Serve root's files, over TLS with tls=(cert, key); yield the base URL (ending in /).
+    The server is reaped on exit."""
     faults = faults or {}
     stop = threading.Event()
 
@@ -80,12 +84,18 @@ def artifact_server(root: Path, faults: dict[str, Any] | None = None) -> Iterato
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    scheme = "http"
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
     )
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
+        yield f"{scheme}://127.0.0.1:{server.server_address[1]}/"
     finally:
         stop.set()
         server.shutdown()

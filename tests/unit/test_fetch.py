@@ -65,6 +65,53 @@ def test_it_fetches_a_verified_artifact_that_ping_then_loads(
     assert load_model(dest).metadata.name == "iris"
 
 
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """(CA, server cert, server key): a throwaway CA that signed a cert for 127.0.0.1."""
+    d = tmp_path_factory.mktemp("tls")
+    ca_key, ca, key, csr, cert, san = (
+        d / n for n in ("ca.key", "ca.crt", "k", "csr", "crt", "san")
+    )
+    san.write_text("subjectAltName=IP:127.0.0.1\n")
+    for args in (
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca",
+         "-keyout", ca_key, "-out", ca],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", key,
+         "-out", csr],
+        ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-days", "1",
+         "-extfile", san, "-out", cert],
+    ):  # fmt: skip
+        subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True, timeout=60)
+    return ca, cert, key
+
+
+def test_https_with_the_stores_ca_fetches_the_artifact(
+    artifact: Path, tmp_path: Path, certificate: tuple[Path, Path, Path]
+) -> None:
+    ca, cert, key = certificate
+    with artifact_server(artifact, tls=(cert, key)) as url:
+        assert url.startswith("https://")
+        result = fetch(url, tmp_path / "model", "--ca-file", str(ca))
+    assert result.returncode == 0, result.stderr
+    assert load_model(tmp_path / "model").metadata.name == "iris"
+
+
+def test_https_with_an_untrusted_certificate_fails_with_one_line(
+    artifact: Path, tmp_path: Path, certificate: tuple[Path, Path, Path]
+) -> None:
+    _, cert, key = certificate
+    with artifact_server(artifact, tls=(cert, key)) as url:
+        result = fetch(url, tmp_path / "model")  # the system CAs do not know this one
+    assert_failed_with_one_line(result, "metadata.json", "certificate verify failed")
+    assert_nothing_written(tmp_path / "model")
+
+
+def test_a_missing_ca_file_fails_with_one_line(artifact: Path, tmp_path: Path) -> None:
+    with artifact_server(artifact) as url:
+        result = fetch(url, tmp_path / "model", "--ca-file", str(tmp_path / "nope.pem"))
+    assert_failed_with_one_line(result, "nope.pem")
+
+
 def test_a_url_without_a_trailing_slash_names_the_directory(artifact: Path, tmp_path: Path) -> None:
     nested = artifact.parent / "bucket" / "iris" / "v1"
     shutil.copytree(artifact, nested)
