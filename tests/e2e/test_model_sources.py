@@ -88,7 +88,6 @@ def check_release(helm: Helm, port_forward: PortForwards, release: str, forest: 
     metadata = served_metadata(port_forward, release)
     expected = json.loads((forest / "metadata.json").read_text())
     assert metadata["sha256"] == expected["sha256"]
-    assert metadata["estimator"] == "forest"
     helm("uninstall", release, "--wait", "--timeout", f"{ROLLOUT_TIMEOUT}s")
 
 
