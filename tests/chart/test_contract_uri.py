@@ -63,7 +63,9 @@ def test_the_fetched_model_serves_and_passes_helm_test(
     with artifact_server(model_dir) as store_url:
         fetched = run_init_container(pod, store_url, empty_dir)
     assert fetched.returncode == 0, fetched.stderr
-    assert sorted(p.name for p in empty_dir.iterdir()) == ["metadata.json", "model.joblib"]
+    assert sorted(p.name for p in empty_dir.iterdir()) == sorted(
+        p.name for p in model_dir.iterdir()
+    )
 
     ping = main_container(pod)
     rendered_dir = mount_path(ping, "model")
@@ -85,8 +87,9 @@ def test_a_failed_fetch_leaves_nothing_for_ping_to_serve(model_dir: Path, tmp_pa
     empty_dir.mkdir()
     damaged = tmp_path / "store"
     damaged.mkdir()
-    (damaged / "metadata.json").write_bytes((model_dir / "metadata.json").read_bytes())
-    (damaged / "model.joblib").write_bytes(b"not the model")
+    for path in model_dir.iterdir():  # the same files, the model's bytes replaced
+        damaged_bytes = path.read_bytes() if path.name == "metadata.json" else b"not the model"
+        (damaged / path.name).write_bytes(damaged_bytes)
     with artifact_server(damaged) as store_url:
         fetched = run_init_container(pod, store_url, empty_dir)
     assert fetched.returncode != 0  # the kubelet retries the init container; Ping never starts

@@ -51,16 +51,23 @@ def artifact(model_dir: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(model_dir, tmp_path / "served"))
 
 
+@pytest.fixture
+def model_file(artifact: Path) -> str:
+    """The artifact's model file name, whatever its format."""
+    (name,) = [p.name for p in artifact.iterdir() if p.name != "metadata.json"]
+    return name
+
+
 def test_it_fetches_a_verified_artifact_that_ping_then_loads(
-    artifact: Path, tmp_path: Path
+    artifact: Path, model_file: str, tmp_path: Path
 ) -> None:
     dest = tmp_path / "model"
     with artifact_server(artifact) as url:
         result = fetch(url, dest)
     assert result.returncode == 0, result.stderr
     assert "verified" in result.stdout
-    assert sorted(p.name for p in dest.iterdir()) == ["metadata.json", "model.joblib"]
-    for name in ("metadata.json", "model.joblib"):
+    assert sorted(p.name for p in dest.iterdir()) == sorted(["metadata.json", model_file])
+    for name in ("metadata.json", model_file):
         assert (dest / name).read_bytes() == (artifact / name).read_bytes()
     assert load_model(dest).metadata.name == "iris"
 
@@ -120,8 +127,10 @@ def test_a_url_without_a_trailing_slash_names_the_directory(artifact: Path, tmp_
     assert result.returncode == 0, result.stderr
 
 
-def test_the_model_file_metadata_names_is_the_one_fetched(artifact: Path, tmp_path: Path) -> None:
-    (artifact / "model.joblib").rename(artifact / "iris-v1.bin")
+def test_the_model_file_metadata_names_is_the_one_fetched(
+    artifact: Path, model_file: str, tmp_path: Path
+) -> None:
+    (artifact / model_file).rename(artifact / "iris-v1.bin")
     metadata = json.loads((artifact / "metadata.json").read_text())
     (artifact / "metadata.json").write_text(json.dumps({**metadata, "model_file": "iris-v1.bin"}))
     with artifact_server(artifact) as url:
@@ -139,24 +148,32 @@ def test_a_model_file_name_with_a_path_is_refused(artifact: Path, tmp_path: Path
     assert_nothing_written(tmp_path / "model")
 
 
-@pytest.mark.parametrize("missing", ["metadata.json", "model.joblib"])
-def test_a_404_fails_with_one_line(artifact: Path, tmp_path: Path, missing: str) -> None:
+@pytest.mark.parametrize("missing", ["metadata.json", "model"])
+def test_a_404_fails_with_one_line(
+    artifact: Path, model_file: str, tmp_path: Path, missing: str
+) -> None:
+    missing = model_file if missing == "model" else missing
     with artifact_server(artifact, {missing: "missing"}) as url:
         result = fetch(url, tmp_path / "model")
     assert_failed_with_one_line(result, missing, "404")
     assert_nothing_written(tmp_path / "model")
 
 
-@pytest.mark.parametrize("damaged", ["metadata.json", "model.joblib"])
-def test_a_truncated_file_fails_with_one_line(artifact: Path, tmp_path: Path, damaged: str) -> None:
+@pytest.mark.parametrize("damaged", ["metadata.json", "model"])
+def test_a_truncated_file_fails_with_one_line(
+    artifact: Path, model_file: str, tmp_path: Path, damaged: str
+) -> None:
+    damaged = model_file if damaged == "model" else damaged
     with artifact_server(artifact, {damaged: "truncated"}) as url:
         result = fetch(url, tmp_path / "model")
     assert_failed_with_one_line(result, damaged, "truncated")
     assert_nothing_written(tmp_path / "model")
 
 
-def test_a_sha256_mismatch_fails_with_one_line(artifact: Path, tmp_path: Path) -> None:
-    with (artifact / "model.joblib").open("ab") as model:
+def test_a_sha256_mismatch_fails_with_one_line(
+    artifact: Path, model_file: str, tmp_path: Path
+) -> None:
+    with (artifact / model_file).open("ab") as model:
         model.write(b"\0")  # a swapped or corrupted model: same name, other bytes
     with artifact_server(artifact) as url:
         result = fetch(url, tmp_path / "model")
@@ -166,21 +183,23 @@ def test_a_sha256_mismatch_fails_with_one_line(artifact: Path, tmp_path: Path) -
 
 @pytest.mark.parametrize("sized", [True, False], ids=["content-length", "no-content-length"])
 def test_a_body_over_the_size_cap_fails_with_one_line(
-    artifact: Path, tmp_path: Path, sized: bool
+    artifact: Path, model_file: str, tmp_path: Path, sized: bool
 ) -> None:
-    cap = (artifact / "model.joblib").stat().st_size - 1
-    faults = {} if sized else {"model.joblib": "unsized"}
+    cap = (artifact / model_file).stat().st_size - 1
+    faults = {} if sized else {model_file: "unsized"}
     with artifact_server(artifact, faults) as url:
         result = fetch(url, tmp_path / "model", "--max-bytes", str(cap))
-    assert_failed_with_one_line(result, "model.joblib", f"over the {cap}-byte cap")
+    assert_failed_with_one_line(result, model_file, f"over the {cap}-byte cap")
     assert_nothing_written(tmp_path / "model")
 
 
-def test_a_slow_server_hits_the_read_timeout(artifact: Path, tmp_path: Path) -> None:
+def test_a_slow_server_hits_the_read_timeout(
+    artifact: Path, model_file: str, tmp_path: Path
+) -> None:
     began = time.monotonic()
-    with artifact_server(artifact, {"model.joblib": "slow"}) as url:
+    with artifact_server(artifact, {model_file: "slow"}) as url:
         result = fetch(url, tmp_path / "model", "--read-timeout", "0.5")
-    assert_failed_with_one_line(result, "model.joblib", "timed out")
+    assert_failed_with_one_line(result, model_file, "timed out")
     # Bounded by the timeout, not by the server's silence (generous for a loaded machine).
     assert time.monotonic() - began < SLOW_SECONDS + 10
     assert_nothing_written(tmp_path / "model")
