@@ -21,6 +21,7 @@ import http.client
 import ipaddress
 import json
 import os
+import shutil
 import ssl
 import sys
 import tempfile
@@ -36,6 +37,7 @@ MODEL_FILES = ("model.skops", "model.joblib")
 METADATA_MAX_BYTES = 1 << 20
 MAX_REDIRECTS = 5
 CHUNK = 1 << 16
+STAGING_PREFIX = ".fetch-"
 EXIT_FAILED = 1
 
 
@@ -201,9 +203,11 @@ def fetch(uri: str, dest: Path, limits: Limits) -> Path:
     """Fetch the artifact at uri into dest; return the model file's path."""
     fetcher = Fetcher(uri, limits)
     dest.mkdir(parents=True, exist_ok=True)
+    for stale in dest.glob(f"{STAGING_PREFIX}*"):  # left by a fetch that was killed
+        shutil.rmtree(stale, ignore_errors=True)
     meta_url = urljoin(fetcher.base, METADATA_FILE)
     # Staged inside dest, so the final renames never cross a filesystem.
-    with tempfile.TemporaryDirectory(prefix=".fetch-", dir=dest) as staging_dir:
+    with tempfile.TemporaryDirectory(prefix=STAGING_PREFIX, dir=dest) as staging_dir:
         staging = Path(staging_dir)
         with (staging / METADATA_FILE).open("wb") as out:
             fetcher.download(METADATA_FILE, out, METADATA_MAX_BYTES)

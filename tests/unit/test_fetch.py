@@ -119,6 +119,20 @@ def test_a_missing_ca_file_fails_with_one_line(artifact: Path, tmp_path: Path) -
     assert_failed_with_one_line(result, "nope.pem")
 
 
+def test_a_killed_fetchs_leftovers_are_cleared_and_an_old_artifact_replaced(
+    artifact: Path, model_file: str, tmp_path: Path
+) -> None:
+    dest = tmp_path / "model"
+    (dest / ".fetch-killed").mkdir(parents=True)
+    (dest / ".fetch-killed" / model_file).write_bytes(b"half a file")
+    (dest / "metadata.json").write_text("{}")  # an older artifact, from the pod's last start
+    with artifact_server(artifact) as url:
+        result = fetch(url, dest)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in dest.iterdir()) == sorted(["metadata.json", model_file])
+    assert load_model(dest).metadata.name == "iris"
+
+
 def test_a_url_without_a_trailing_slash_names_the_directory(artifact: Path, tmp_path: Path) -> None:
     nested = artifact.parent / "bucket" / "iris" / "v1"
     shutil.copytree(artifact, nested)
