@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 METADATA_FILE = "metadata.json"
 # The model file, when metadata.json does not name it: the packager's skops, then joblib.
@@ -147,7 +147,7 @@ class Fetcher:
 
     def download(self, name: str, out: IO[bytes], cap: int) -> str:
         """Stream one file into out; return its sha256. Checks size and completeness."""
-        url = urljoin(self.base, name)
+        url = urljoin(self.base, quote(name))
         conn, response = self._open(url)
         try:
             declared = response.getheader("Content-Length")
@@ -179,7 +179,7 @@ def _describe(exc: BaseException, limits: Limits) -> str:
     if isinstance(exc, TimeoutError):
         return f"timed out (connect {limits.connect_timeout:g}s, read {limits.read_timeout:g}s)"
     if isinstance(exc, http.client.IncompleteRead):
-        return f"truncated, got {len(exc.partial)} more bytes, {exc.expected} missing"
+        return f"truncated: the connection closed with {exc.expected} bytes still to come"
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"TLS: certificate verify failed: {exc.verify_message}"
     if isinstance(exc, ssl.SSLError):
