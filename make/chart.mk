@@ -29,6 +29,13 @@ endif
 # The chart tests find helm through this variable too.
 export HELM
 
+# promtool checks the chart's alert rules: the one on PATH, else one taken from Debian's
+# prometheus package into .tools/ (the package itself, a Prometheus server, is not installed).
+ifeq ($(origin PROMTOOL),undefined)
+PROMTOOL := $(or $(shell command -v promtool 2>/dev/null),$(TOOLS_BIN)/promtool)
+endif
+export PROMTOOL
+
 # The cluster tier needs a kubeconfig; kind writes its context into the default one.
 KUBECONFIG ?= $(HOME)/.kube/config
 
@@ -40,8 +47,14 @@ $(TOOLS_BIN)/helm: scripts/install-helm.sh
 .PHONY: helm
 helm: $(HELM) ## Install the pinned helm into .tools/bin unless helm is on PATH.
 
-# `make test` runs the chart tier too, so it needs helm first.
-test: $(HELM)
+$(TOOLS_BIN)/promtool: scripts/install-promtool.sh
+	scripts/install-promtool.sh $@
+
+.PHONY: promtool
+promtool: $(PROMTOOL) ## Install promtool into .tools/bin unless it is on PATH.
+
+# `make test` runs the chart tier too, so it needs helm and promtool first.
+test: $(HELM) $(PROMTOOL)
 
 .PHONY: chart-lint
 chart-lint: $(VENV_STAMP) $(HELM) ## Lint the chart offline as `ct lint` does: yamale, yamllint, helm lint --strict per ci values.
@@ -54,7 +67,7 @@ chart-lint: $(VENV_STAMP) $(HELM) ## Lint the chart offline as `ct lint` does: y
 	done
 
 .PHONY: chart-test
-chart-test: $(VENV_STAMP) $(HELM) ## Run the offline chart tests (render, kubernetes-validate 1.29-1.33, schema, contract).
+chart-test: $(VENV_STAMP) $(HELM) $(PROMTOOL) ## Run the offline chart tests (render, kubernetes-validate 1.29-1.33, schema, contract).
 	$(PY) -m pytest -m chart tests/chart $(PYTEST_ARGS)
 
 .PHONY: chart-docs

@@ -4,7 +4,6 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ping.errors import PROBLEM_JSON, InvalidInput, ModelNotReady
 from ping.model import Model
@@ -64,16 +63,17 @@ async def predict(request: Request) -> Response:
     answers `{"predictions": [...]}`. Class names and probabilities are opt-in."""
     model = loaded_model(request)
     settings = request.app.state.settings
-    body = await read_body(request, PredictRequest, settings.max_body_bytes)
-    if body.return_probabilities and not model.supports_probabilities:
-        raise InvalidInput.for_field("return_probabilities", "this model has no predict_proba")
-    rows = rows_to_array(
-        body.rows,
-        n_features=model.metadata.n_features,
-        max_rows=settings.max_rows,
-        field=body.field,
-        batch=body.instances is not None,
-    )
+    with request.app.state.tracing.span("ping.validate"):
+        body = await read_body(request, PredictRequest, settings.max_body_bytes)
+        if body.return_probabilities and not model.supports_probabilities:
+            raise InvalidInput.for_field("return_probabilities", "this model has no predict_proba")
+        rows = rows_to_array(
+            body.rows,
+            n_features=model.metadata.n_features,
+            max_rows=settings.max_rows,
+            field=body.field,
+            batch=body.instances is not None,
+        )
     result = await request.app.state.batcher.predict(
         rows, want_probabilities=body.return_probabilities
     )
@@ -124,6 +124,5 @@ async def metadata(request: Request) -> Response:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
-    return Response(
-        generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
-    )
+    body, content_type = request.app.state.metrics.exposition(request.headers.get("accept"))
+    return Response(body, media_type=content_type)

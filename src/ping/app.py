@@ -27,15 +27,20 @@ from ping.metrics import Metrics
 from ping.middleware import ObservabilityMiddleware
 from ping.model import Model, load_model, version_problem
 from ping.settings import Settings
+from ping.tracing import Tracing, load_tracing
 
 logger = logging.getLogger("ping")
 
 
-def create_app(settings: Settings | None = None, model: Model | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, model: Model | None = None, tracing: Tracing | None = None
+) -> FastAPI:
     """Build the app. The lifespan loads the model from ``settings.model_dir``
-    unless a loaded ``model`` is given (``python -m ping`` loads it first, to fail fast)."""
+    unless a loaded ``model`` is given (``python -m ping`` loads it first, to fail fast);
+    likewise ``tracing`` defaults to what ``PING_TRACING`` and ``OTEL_*`` ask for."""
     settings = settings or Settings()
-    metrics = Metrics()
+    tracing = tracing or load_tracing(settings)
+    metrics = Metrics.for_settings(settings)
     readiness = Readiness()
 
     @asynccontextmanager
@@ -44,8 +49,12 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
         problem = version_problem(loaded.metadata)
         if problem and not settings.allow_version_mismatch:
             readiness.problem = problem
+            metrics.refuse_model("version_mismatch")
             logger.error("model refused: %s", problem)
-            yield
+            try:
+                yield
+            finally:
+                tracing.shutdown()
             return
         if problem:
             logger.warning("serving despite a version mismatch: %s", problem)
@@ -54,6 +63,7 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
             metrics,
             max_rows=settings.batch_max_rows,
             max_wait_us=settings.batch_max_wait_us,
+            tracing=tracing,
         )
         # What exists now (imports, the model) lives as long as the process. Freezing it
         # keeps the collector from rescanning those ~1M objects in every full collection:
@@ -81,14 +91,17 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
         finally:
             readiness.draining = True
             await batcher.close()
+            tracing.shutdown()
 
     app = FastAPI(
         title="Ping",
         version=ping.__version__,
         summary="A fast, safe scikit-learn inference service.",
         lifespan=lifespan,
+        telemetry=tracing.telemetry(),
     )
     app.state.settings = settings
+    app.state.tracing = tracing
     app.state.metrics = metrics
     app.state.readiness = readiness
     app.state.model = None

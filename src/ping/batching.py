@@ -14,7 +14,9 @@ is set above zero. A full batch (``max_rows``) goes at once.
 """
 
 import asyncio
+import time
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -23,6 +25,7 @@ import numpy as np
 from ping.errors import ModelNotReady
 from ping.metrics import Metrics
 from ping.model import Model
+from ping.tracing import Tracing, Waiting
 
 
 @dataclass(frozen=True)
@@ -39,14 +42,25 @@ class _Job:
     want_probabilities: bool
     future: asyncio.Future[Prediction]
     enqueued: float  # loop.time()
+    waiting: Waiting | None = None  # the caller's span, when tracing is on
 
 
 class MicroBatcher:
     """Queues validated rows and answers each caller with exactly its own rows, in order."""
 
-    def __init__(self, model: Model, metrics: Metrics, *, max_rows: int, max_wait_us: int) -> None:
+    def __init__(
+        self,
+        model: Model,
+        metrics: Metrics,
+        *,
+        max_rows: int,
+        max_wait_us: int,
+        tracing: Tracing | None = None,
+    ) -> None:
         self._model = model
         self._metrics = metrics
+        self._call_seconds = metrics.model_call.labels(model.metadata.name)
+        self._tracing = tracing or Tracing()
         self._max_rows = max_rows
         self._max_wait = max_wait_us / 1_000_000
         self._queue: deque[_Job] = deque()
@@ -65,7 +79,8 @@ class MicroBatcher:
         if self._closing:
             raise ModelNotReady("shutting down: no new predictions are accepted")
         loop = asyncio.get_running_loop()
-        job = _Job(rows, want_probabilities, loop.create_future(), loop.time())
+        waiting = self._tracing.capture(len(rows))
+        job = _Job(rows, want_probabilities, loop.create_future(), loop.time(), waiting)
         self._queue.append(job)
         self._queued_rows += len(rows)
         self._wakeup.set()
@@ -99,9 +114,10 @@ class MicroBatcher:
         stacked = jobs[0].rows if len(jobs) == 1 else np.concatenate([j.rows for j in jobs])
         self._metrics.batch_rows.observe(len(stacked))
         want_probabilities = any(j.want_probabilities for j in jobs)
+        waiting = [job.waiting for job in jobs]
         try:
             result = await loop.run_in_executor(
-                self._executor, self._call_model, stacked, want_probabilities
+                self._executor, self._call_model, stacked, want_probabilities, waiting
             )
         except Exception as exc:
             if len(jobs) > 1:
@@ -139,10 +155,18 @@ class MicroBatcher:
         self._queued_rows -= rows
         return jobs
 
-    def _call_model(self, rows: np.ndarray, want_probabilities: bool) -> Prediction:
-        if want_probabilities:
-            return Prediction(*self._model.predict_with_probabilities(rows))
-        return Prediction(labels=self._model.predict(rows))
+    def _call_model(
+        self, rows: np.ndarray, want_probabilities: bool, waiting: Sequence[Waiting | None]
+    ) -> Prediction:
+        """One model call, on the predict thread: timed, and traced when tracing is on."""
+        with self._tracing.model_call(waiting, len(rows)):
+            started = time.perf_counter()
+            try:
+                if want_probabilities:
+                    return Prediction(*self._model.predict_with_probabilities(rows))
+                return Prediction(labels=self._model.predict(rows))
+            finally:
+                self._call_seconds.observe(time.perf_counter() - started)
 
     @staticmethod
     def _answer(jobs: list[_Job], result: Prediction) -> None:

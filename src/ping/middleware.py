@@ -35,6 +35,7 @@ class ObservabilityMiddleware:
         request_id = _request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500  # what the client gets if the app dies before answering
+        self.metrics.in_flight.inc()
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -50,6 +51,7 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
+            self.metrics.in_flight.dec()
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
             self.metrics.requests.labels(template, scope["method"], str(status)).inc()

@@ -17,6 +17,7 @@ from ping.health import Readiness
 from ping.logs import log_config
 from ping.model import ArtifactError, load_model
 from ping.settings import Settings
+from ping.tracing import TracingError, load_tracing
 
 EXIT_BAD_START = 2
 
@@ -55,13 +56,17 @@ def serve() -> int:
     try:
         settings = Settings()
         model = load_model(settings.model_dir)
+        tracing = load_tracing(settings)
     except ValidationError as exc:
         print(f"ping: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_START
     except ArtifactError as exc:
         print(f"ping: cannot serve: {exc}", file=sys.stderr)
         return EXIT_BAD_START
-    app = create_app(settings, model=model)
+    except TracingError as exc:
+        print(f"ping: cannot trace: {exc}", file=sys.stderr)
+        return EXIT_BAD_START
+    app = create_app(settings, model=model, tracing=tracing)
     config = uvicorn.Config(
         app,
         host=settings.host,

@@ -57,3 +57,7 @@ class Settings(BaseSettings):
 
     batch_max_wait_us: int = Field(default=0, ge=0)
     """Micro-batching: how long a batch may wait for more rows, in microseconds."""
+
+    tracing: bool = False
+    """Send OpenTelemetry traces, configured by the standard `OTEL_*` variables (README
+    "Operate it"); `OTEL_SDK_DISABLED=true` still turns them off."""

@@ -143,13 +143,16 @@ async def infer(request: Request, name: str) -> Response:
         reason = "binary tensor data is not supported; send the tensor as JSON `data`"
         raise UnsupportedMediaType(reason, [FieldError("Inference-Header-Content-Length", reason)])
     settings = request.app.state.settings
-    # tritonclient and KServe's client send infer bodies without a Content-Type.
-    body = await read_body(request, V2InferRequest, settings.max_body_bytes, untyped_is_json=True)
-    if body.model_name is not None and body.model_name != name:
-        reason = f"the body names {body.model_name!r} but the URL names {name!r}"
-        raise InvalidInput.for_field("model_name", reason)
-    wanted = _requested_outputs(body, model)
-    rows = tensor_rows(body.inputs, n_features=meta.n_features, max_rows=settings.max_rows)
+    with request.app.state.tracing.span("ping.validate"):
+        # tritonclient and KServe's client send infer bodies without a Content-Type.
+        body = await read_body(
+            request, V2InferRequest, settings.max_body_bytes, untyped_is_json=True
+        )
+        if body.model_name is not None and body.model_name != name:
+            reason = f"the body names {body.model_name!r} but the URL names {name!r}"
+            raise InvalidInput.for_field("model_name", reason)
+        wanted = _requested_outputs(body, model)
+        rows = tensor_rows(body.inputs, n_features=meta.n_features, max_rows=settings.max_rows)
     result = await request.app.state.batcher.predict(
         rows, want_probabilities=PREDICT_PROBA in wanted
     )

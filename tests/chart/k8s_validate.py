@@ -19,6 +19,7 @@ K8S_VERSIONS = ("1.29", "1.30", "1.31", "1.32", "1.33")
 CUSTOM_RESOURCES = frozenset(
     {
         ("monitoring.coreos.com/v1", "ServiceMonitor"),
+        ("monitoring.coreos.com/v1", "PrometheusRule"),
         ("cloud.google.com/v1", "BackendConfig"),
     }
 )

@@ -117,6 +117,7 @@ def test_every_app_setting_reaches_the_pod_from_the_configmap(rendered: list[Man
         "PING_SHUTDOWN_GRACE_SECONDS": "15",
         "PING_BATCH_MAX_ROWS": "2048",
         "PING_BATCH_MAX_WAIT_US": "0",
+        "PING_TRACING": "false",
     }
 
 

@@ -32,7 +32,7 @@ CONFIG_FIELDS = {
     "batchMaxWaitUs": "batch_max_wait_us",
 }
 # Settings fields the chart sets from other values than config.*.
-DERIVED_FIELDS = {"port": "containerPort"}
+DERIVED_FIELDS = {"port": "containerPort", "tracing": "tracing.enabled"}
 
 
 def test_the_schema_is_draft_07_strict_and_declares_global() -> None:

@@ -45,6 +45,7 @@ def test_only_known_custom_resources_skip_schema_validation() -> None:
     skipped = sorted(f"{o['apiVersion']} {o['kind']}" for o in objects if is_custom_resource(o))
     assert skipped == [
         "cloud.google.com/v1 BackendConfig",
+        "monitoring.coreos.com/v1 PrometheusRule",
         "monitoring.coreos.com/v1 ServiceMonitor",
     ]
 
