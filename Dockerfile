@@ -35,7 +35,11 @@ FROM builder AS trainer
 ARG SOURCE_DATE_EPOCH=1767225600
 WORKDIR /build
 COPY training/ training/
-RUN /opt/venv/bin/python -m training.train --output-dir /build/models/iris
+# The iris model, and a second one, so that the gateway's kind example serves two different models
+# (charts/ping/README.md, "Gateway"): a release selects it with config.modelDir=/app/models/forest.
+RUN /opt/venv/bin/python -m training.train --output-dir /build/models/iris \
+    && /opt/venv/bin/python -m training.train --output-dir /build/models/forest \
+       --name forest --estimator forest
 
 FROM ${PYTHON_IMAGE} AS runtime
 ENV PATH=/opt/venv/bin:$PATH \

@@ -10,6 +10,12 @@ For the bundled iris model it also POSTs the seed payload and expects exactly
 ``{"prediction":0}``, byte for byte, as the quick start promises. ``--request`` and
 ``--expect`` override the sample (the chart's ``test.request`` and ``test.expect``).
 
+Through the chart's gateway, URL is the model's route on the gateway, ``--ready-url`` the
+gateway (its /readyz), ``--metadata-url`` the model's own Service (the gateway publishes only
+/predict and /v2), and ``--api-key-from-env`` names the variable holding the Secret's
+``<client> <key>`` lines: a request without a key must get 401, and the predictions go with the
+first key, which is never printed.
+
 Standard library only. Exits 0 when every check passes, else 1 with one line on stderr.
 """
 
@@ -18,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 import urllib.error
@@ -76,19 +83,19 @@ def mismatch(want: Any, got: Any, where: str = "$") -> str | None:
 
 
 class Client:
-    """Plain HTTP to one Ping, each request bounded by a timeout."""
+    """Plain HTTP to one Ping (or its gateway route), each request bounded by a timeout."""
 
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, timeout: float, api_key: str | None = None) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.api_key = api_key
 
-    def call(self, path: str, body: Any = None) -> tuple[int, bytes]:
+    def call(self, path: str, body: Any = None, *, keyless: bool = False) -> tuple[int, bytes]:
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            self.url + path,
-            data=data,
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
-        )
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.api_key and not keyless:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        request = urllib.request.Request(self.url + path, data=data, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return int(response.status), bytes(response.read())
@@ -144,13 +151,31 @@ def is_bundled_iris(metadata: Any) -> bool:
     )
 
 
+def first_key(lines: str) -> str:
+    """The first key of a keys Secret's `<client> <key>` lines (`#` comments allowed)."""
+    for line in lines.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and not fields[0].startswith("#"):
+            return fields[1]
+    raise SelftestFailed("the API keys hold no `<client> <key>` line")
+
+
 def selftest(
-    url: str, *, wait: float, timeout: float, request: Any = None, expect: Any = None
+    url: str,
+    *,
+    wait: float,
+    timeout: float,
+    request: Any = None,
+    expect: Any = None,
+    ready_url: str | None = None,
+    metadata_url: str | None = None,
+    api_key: str | None = None,
 ) -> list[str]:
     """Run every check against the Ping at url; return one line per check passed."""
-    client = Client(url, timeout)
-    passed = [f"readyz: ready after {client.wait_ready(wait):.1f}s"]
-    metadata = client.json("/metadata")
+    client = Client(url, timeout, api_key)
+    ready = Client(ready_url or url, timeout)
+    passed = [f"readyz: ready after {ready.wait_ready(wait):.1f}s"]
+    metadata = Client(metadata_url or url, timeout).json("/metadata")
     sample = metadata.get("sample") if isinstance(metadata, dict) else None
     if request is None and isinstance(sample, dict):
         request = sample.get("request")
@@ -164,6 +189,11 @@ def selftest(
             "/metadata: the artifact records no sample; package it with "
             "`python -m ping package`, or set test.request and test.expect"
         )
+    if api_key:
+        status, _ = client.call("/predict", request or SEED_REQUEST, keyless=True)
+        if status != 401:
+            raise SelftestFailed(f"/predict: without an API key got HTTP {status}, want 401")
+        passed.append("gateway without a key: 401")
     if request is not None:
         answer = client.json("/predict", request)
         if expect is None:
@@ -206,6 +236,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=10.0,
         help="seconds each HTTP request may take (default: %(default)s)",
     )
+    parser.add_argument("--ready-url", help="where /readyz is, if not at url (the gateway)")
+    parser.add_argument("--metadata-url", help="where /metadata is, if not at url (the model)")
+    parser.add_argument(
+        "--api-key-from-env",
+        metavar="VAR",
+        help="environment variable with `<client> <key>` lines; the first key is sent",
+    )
     parser.add_argument(
         "--request",
         type=_json_argument,
@@ -221,8 +258,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Print one line per passed check; one line on stderr and exit 1 on the first failure."""
     try:
+        api_key = None
+        if args.api_key_from_env:
+            api_key = first_key(os.environ.get(args.api_key_from_env, ""))
         lines = selftest(
-            args.url, wait=args.wait, timeout=args.timeout, request=args.request, expect=args.expect
+            args.url,
+            wait=args.wait,
+            timeout=args.timeout,
+            request=args.request,
+            expect=args.expect,
+            ready_url=args.ready_url,
+            metadata_url=args.metadata_url,
+            api_key=api_key,
         )
     except SelftestFailed as exc:
         print(f"ping selftest: {exc}", file=sys.stderr)

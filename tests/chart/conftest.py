@@ -21,6 +21,7 @@ ALL_FEATURES: dict[str, Any] = {
         "annotations": {"example.com/owner": "ping"},
         "loadBalancerSourceRanges": ["10.0.0.0/8"],
         "loadBalancerClass": "service.k8s.aws/nlb",
+        "headless": True,
     },
     "ingress": {
         "enabled": True,
@@ -146,12 +147,65 @@ ESCAPE_HATCHES: dict[str, Any] = {
     "commonAnnotations": {"example.com/owner": "ml-platform"},
 }
 
+# The gateway tier with every option on. Apart from ALL_FEATURES, whose model Service is a
+# LoadBalancer: with the gateway on, the model Service must stay ClusterIP.
+GATEWAY_FEATURES: dict[str, Any] = {
+    "networkPolicy": {
+        "enabled": True,
+        "ingressFrom": [{"podSelector": {"matchLabels": {"app": "other-gateway"}}}],
+    },
+    "podDisruptionBudget": {"enabled": True},
+    "gateway": {
+        "enabled": True,
+        "auth": {"existingSecret": "ping-api-keys"},
+        "releaseModel": {"name": "iris"},
+        "routes": [
+            {
+                "name": "churn",
+                "service": {"name": "churn-ping-pods", "namespace": "churn", "port": 9696},
+            },
+            {"name": "legacy", "service": {"name": "legacy", "port": 80}},
+        ],
+        "tls": {"enabled": True, "secretName": "ping-tls"},
+        "autoscaling": {"enabled": True},
+        "service": {
+            "type": "LoadBalancer",
+            "annotations": {"service.beta.kubernetes.io/aws-load-balancer-type": "external"},
+            "loadBalancerSourceRanges": ["203.0.113.0/24"],
+            "loadBalancerClass": "service.k8s.aws/nlb",
+            "externalTrafficPolicy": "Local",
+        },
+        "networkPolicy": {"ingressFrom": [{"ipBlock": {"cidr": "203.0.113.0/24"}}]},
+        "podAnnotations": {"example.com/team": "edge"},
+        "podLabels": {"team": "edge"},
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+        "tolerations": [
+            {"key": "edge", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+        ],
+        "affinity": {
+            "nodeAffinity": {
+                "preferredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "weight": 1,
+                        "preference": {
+                            "matchExpressions": [
+                                {"key": "edge", "operator": "In", "values": ["true"]}
+                            ]
+                        },
+                    }
+                ]
+            }
+        },
+    },
+}
+
 # name -> (values files, values): every set the validation sweep renders.
 VALUES_SETS: dict[str, tuple[tuple[Path, ...], dict[str, Any]]] = {
     "defaults": ((), {}),
     "all-features": ((), ALL_FEATURES),
     "escape-hatches": ((), ESCAPE_HATCHES),
     **{f"model-{name}": ((), values) for name, values in MODEL_SOURCES.items()},
+    "gateway-features": ((), GATEWAY_FEATURES),
     **{str(path): ((path,), {}) for path in PLATFORM_VALUES + CI_VALUES},
 }
 

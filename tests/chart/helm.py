@@ -158,11 +158,26 @@ def container_command(container: Mapping[str, Any], env: Mapping[str, str]) -> l
     return argv
 
 
-def run_test_command(pod: Manifest, target_url: str) -> subprocess.CompletedProcess[str]:
-    """Run the helm test pod's own command here, with TARGET_URL pointed at target_url."""
+def run_test_command(
+    pod: Manifest,
+    target_url: str,
+    secret_env: Mapping[str, str] | None = None,
+    model_url: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run the helm test pod's own command here, with TARGET_URL pointed at target_url (and,
+    through the gateway, MODEL_URL at model_url).
+
+    `secret_env` stands in for the variables the pod takes from a Secret (`valueFrom`).
+    """
     (container,) = pod["spec"]["containers"]
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    from_secrets = {e["name"] for e in container["env"] if "valueFrom" in e}
+    assert from_secrets == set(secret_env or {}), "give a value for each variable from a Secret"
+    env.update(secret_env or {})
     env["TARGET_URL"] = target_url
+    if "MODEL_URL" in env:
+        assert model_url, "through the gateway, give the model's own URL too"
+        env["MODEL_URL"] = model_url
     return subprocess.run(
         container_command(container, env),
         env={"PATH": os.environ["PATH"], **env},

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import ALL_FEATURES, ESCAPE_HATCHES, MODEL_SOURCES
+from .conftest import ALL_FEATURES, ESCAPE_HATCHES, GATEWAY_FEATURES, MODEL_SOURCES
 from .helm import HelmError, Manifest, main_container, one, render_chart
 
 pytestmark = pytest.mark.chart
@@ -20,6 +20,16 @@ EVERYTHING["networkPolicy"] = {**ALL_FEATURES["networkPolicy"]}
 @pytest.fixture(scope="module")
 def objects() -> list[Manifest]:
     return render_chart(values=EVERYTHING)
+
+
+@pytest.fixture(scope="module")
+def gateway_objects() -> list[Manifest]:
+    return render_chart(values={**GATEWAY_FEATURES, **ESCAPE_HATCHES})
+
+
+def named(objects: list[Manifest], kind: str, name: str) -> Manifest:
+    (found,) = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    return found
 
 
 def pod_spec(objects: list[Manifest]) -> dict[str, Any]:
@@ -61,23 +71,35 @@ def test_common_labels_reach_every_object_and_the_pods_but_no_selector(
     deployment = one(objects, "Deployment")
     assert deployment["spec"]["template"]["metadata"]["labels"]["team"] == "ml"
     assert "team" not in deployment["spec"]["selector"]["matchLabels"]
-    assert "team" not in one(objects, "Service")["spec"]["selector"]
+    assert "team" not in named(objects, "Service", "ping")["spec"]["selector"]
 
 
 def test_common_annotations_reach_every_object_and_yield_to_its_own(
     objects: list[Manifest],
 ) -> None:
     for obj in objects:
-        if obj["kind"] != "Service":  # it sets the same key itself; see below
+        if obj["metadata"]["name"] != "ping" or obj["kind"] != "Service":  # sets it itself
             annotations = obj["metadata"].get("annotations", {})
             assert annotations.get("example.com/owner") == "ml-platform", obj["kind"]
     deployment = one(objects, "Deployment")
     pod_annotations = deployment["spec"]["template"]["metadata"]["annotations"]
     assert pod_annotations["example.com/owner"] == "ml-platform"
     assert pod_annotations["example.com/team"] == "ml"  # podAnnotations kept beside them
-    service = one(objects, "Service")["metadata"]["annotations"]
+    service = named(objects, "Service", "ping")["metadata"]["annotations"]
     assert service["example.com/owner"] == "ping"  # the Service's own annotation wins
     assert one(objects, "Pod")["metadata"]["annotations"]["helm.sh/hook"] == "test"
+
+
+def test_the_gateways_objects_carry_them_too(gateway_objects: list[Manifest]) -> None:
+    for obj in gateway_objects:
+        assert obj["metadata"]["labels"]["team"] == "ml", obj["kind"]
+        annotations = obj["metadata"].get("annotations", {})
+        assert annotations.get("example.com/owner") == "ml-platform", obj["kind"]
+    gateway = named(gateway_objects, "Deployment", "ping-gateway")
+    pod_labels = gateway["spec"]["template"]["metadata"]["labels"]
+    assert pod_labels["team"] == "edge"  # gateway.podLabels wins over commonLabels, once
+    assert pod_labels["cost-center"] == "42"
+    assert "team" not in gateway["spec"]["selector"]["matchLabels"]
 
 
 def test_nothing_changes_without_the_escape_hatches(rendered: list[Manifest]) -> None:

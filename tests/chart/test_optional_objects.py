@@ -199,3 +199,19 @@ def test_notes_for_ingress_list_the_urls(notes_chart: Path) -> None:
     text = notes(notes_chart, values)
     assert "https://ping.example.test/" in text
     assert "port-forward" not in text
+
+
+def test_notes_with_the_gateway_reach_it_with_a_key_from_the_secret(notes_chart: Path) -> None:
+    values = {
+        "gateway": {
+            "enabled": True,
+            "auth": {"existingSecret": "ping-api-keys"},
+            "routes": [{"name": "forest", "service": {"name": "forest-ping-pods", "port": 9696}}],
+        }
+    }
+    text = notes(notes_chart, values)
+    assert "port-forward service/ping-gateway 8080:80" in text
+    assert "get secret ping-api-keys -o jsonpath='{.data.api-keys}'" in text
+    assert "http://127.0.0.1:8080/models/ping/predict" in text
+    assert "/models/forest/ (forest-ping-pods)" in text
+    assert "service/ping 8080" not in text  # never around the gateway

@@ -43,6 +43,15 @@ class Helm:
             cmd, capture_output=True, text=True, timeout=timeout, check=False, input=input
         )
 
+    def kubectl_stdin(
+        self, stdin: str, *args: str, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """kubectl with a manifest on stdin (`apply --filename=-`), so no secret touches disk."""
+        cmd = ["kubectl", *args, "--namespace", self.namespace, "--kubeconfig", self.kubeconfig]
+        return subprocess.run(
+            cmd, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
+        )
+
 
 @pytest.fixture(scope="module")
 def namespace(namespace_factory) -> str:  # type: ignore[no-untyped-def]
