@@ -1,6 +1,7 @@
 # Ping's image: builder (venv from the lockfile), trainer (bakes the model), runtime (slim).
 #
 #   docker build -t ping:v001 .
+#   docker build --build-arg MODEL_DIR=models/churn -t churn:v1 .   # your packaged model
 #
 # Air-gapped builds point pip at a mirror or a wheelhouse with build args, e.g.
 #   --build-arg PIP_INDEX_URL=https://mirror.example/simple
@@ -21,33 +22,57 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 RUN python -m venv /opt/venv
 COPY requirements.lock /tmp/requirements.lock
 # Wheels only and every hash checked: the same pins development, training and serving use.
-# Then drop what only installing needs (pip, setuptools) and the packages' own test
-# suites, none of which the service imports; that keeps our layers well under 300 MB.
+# Then drop what only installing needs (pip, setuptools), the packages' own test suites,
+# and the type stubs and C/Cython sources that only compilers and type checkers read:
+# nothing the service imports; that keeps our layers under 300 MB.
 RUN /opt/venv/bin/pip install --no-cache-dir --only-binary=:all: --require-hashes \
         -r /tmp/requirements.lock \
  && /opt/venv/bin/pip uninstall --no-cache-dir --yes pip setuptools \
  && find /opt/venv/lib/python3.11/site-packages -depth -type d -name tests \
-        -path '*/site-packages/*/tests' -exec rm -rf {} +
+        -path '*/site-packages/*/tests' -exec rm -rf {} + \
+ && find /opt/venv/lib/python3.11/site-packages -type f \( -name '*.pyi' -o -name '*.pxd' \
+        -o -name '*.pyx' -o -name '*.pxi' -o -name '*.h' -o -name '*.hpp' -o -name '*.c' \
+        -o -name '*.cpp' \) -delete
 
 FROM builder AS trainer
 # Deterministic: seeded training, and created_at pinned by SOURCE_DATE_EPOCH
 # (`make image` passes the commit time).
 ARG SOURCE_DATE_EPOCH=1767225600
+# An artifact directory under models/ in the build context (made by `pingctl package`)
+# to bake instead of training the bundled iris model: --build-arg MODEL_DIR=models/NAME.
+ARG MODEL_DIR=""
 WORKDIR /build
+# Training writes its artifact through ping.package, the packager's own code.
+COPY src/ping/ /opt/venv/lib/python3.11/site-packages/ping/
 COPY training/ training/
-# The iris model, and a second one, so that the gateway's kind example serves two different models
-# (charts/ping/README.md, "Gateway"): a release selects it with config.modelDir=/app/models/forest.
-RUN /opt/venv/bin/python -m training.train --output-dir /build/models/iris \
-    && /opt/venv/bin/python -m training.train --output-dir /build/models/forest \
-       --name forest --estimator forest
+COPY models/ context-models/
+# Without MODEL_DIR: the iris model, and a second one, so that the gateway's kind example
+# serves two different models (charts/ping/README.md, "Gateway"): a release selects it
+# with config.modelDir=/app/models/forest.
+RUN set -eu; \
+    if [ -n "$MODEL_DIR" ]; then \
+      name="${MODEL_DIR#models/}"; name="${name%/}"; \
+      if [ ! -f "context-models/$name/metadata.json" ]; then \
+        echo "MODEL_DIR=$MODEL_DIR: no metadata.json there in the build context;" \
+             "package a model into models/NAME with pingctl package" >&2; \
+        exit 1; \
+      fi; \
+      mkdir -p models && cp -R "context-models/$name" "models/$name"; \
+    else \
+      /opt/venv/bin/python -m training.train --output-dir /build/models/iris; \
+      /opt/venv/bin/python -m training.train --output-dir /build/models/forest \
+        --name forest --estimator forest; \
+    fi; \
+    rm -rf context-models
 
 FROM ${PYTHON_IMAGE} AS runtime
+ARG MODEL_DIR=""
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PING_HOST=0.0.0.0 \
     PING_PORT=9696 \
-    PING_MODEL_DIR=/app/models/iris
+    PING_MODEL_DIR=/app/${MODEL_DIR:-models/iris}
 WORKDIR /app
 # Ordered by how often they change: dependencies, then the model, then our code.
 COPY --from=builder /opt/venv /opt/venv

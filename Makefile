@@ -7,7 +7,11 @@ MAKEFLAGS += --warn-undefined-variables --no-builtin-rules
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
-MODEL_DIR ?= models/iris
+# The artifact `make run` serves: PING_MODEL_DIR when set, else the bundled iris model,
+# which is the only one make trains; `pingctl package` makes any other.
+DEFAULT_MODEL_DIR := models/iris
+PING_MODEL_DIR ?=
+MODEL_DIR ?= $(or $(PING_MODEL_DIR),$(DEFAULT_MODEL_DIR))
 PYTEST_ARGS ?=
 
 # The venv is a real file target: it is rebuilt when the project or its locks change.
@@ -32,15 +36,20 @@ $(VENV_STAMP): pyproject.toml requirements.lock requirements-dev.lock
 .PHONY: venv
 venv: $(VENV_STAMP) ## Create the virtualenv from the lockfiles.
 
-$(MODEL_DIR)/metadata.json: | $(VENV_STAMP)
-	$(PY) -m training.train --output-dir $(MODEL_DIR)
+# Retrained when the code that writes it changes, so its format is always the current one.
+$(DEFAULT_MODEL_DIR)/metadata.json: training/train.py src/ping/artifact.py src/ping/package.py | $(VENV_STAMP)
+	$(PY) -m training.train --output-dir $(DEFAULT_MODEL_DIR)
 
 .PHONY: train
 train: $(VENV_STAMP) ## Train the iris model into MODEL_DIR (always retrains).
 	$(PY) -m training.train --output-dir $(MODEL_DIR)
 
 .PHONY: run
-run: $(VENV_STAMP) $(MODEL_DIR)/metadata.json ## Serve the model on 127.0.0.1:9696 (trains it first if missing).
+run: $(VENV_STAMP) $(if $(filter $(DEFAULT_MODEL_DIR),$(patsubst %/,%,$(MODEL_DIR))),$(DEFAULT_MODEL_DIR)/metadata.json) ## Serve MODEL_DIR (default: PING_MODEL_DIR, else models/iris, trained if missing) on 127.0.0.1:9696.
+	@test -f $(MODEL_DIR)/metadata.json || { \
+	  echo "make run: no artifact in $(MODEL_DIR) ($(MODEL_DIR)/metadata.json not found)." >&2; \
+	  echo "Package a fitted estimator there: $(VENV)/bin/pingctl package MODEL_FILE --output $(MODEL_DIR)" >&2; \
+	  exit 2; }
 	PING_MODEL_DIR=$(MODEL_DIR) $(PY) -m ping
 
 .PHONY: lock

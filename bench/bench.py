@@ -98,9 +98,8 @@ def ensure_model(model_dir: Path, estimator: str, name: str) -> None:
     import sklearn
 
     metadata = model_dir / "metadata.json"
-    if metadata.exists() and (
-        json.loads(metadata.read_text())["sklearn_version"] == sklearn.__version__
-    ):
+    recorded = json.loads(metadata.read_text()) if metadata.exists() else {}
+    if recorded.get("format_version") == 2 and recorded["sklearn_version"] == sklearn.__version__:
         return
     log(f"training {estimator} into {model_dir}")
     command = ["-m", "training.train", "--output-dir", str(model_dir), "--estimator", estimator]
@@ -110,8 +109,9 @@ def ensure_model(model_dir: Path, estimator: str, name: str) -> None:
 FLOOR = """
 import json, sys, time
 from pathlib import Path
-import joblib, numpy as np
-model = joblib.load(Path(sys.argv[1]) / "model.joblib")
+import numpy as np
+from ping.model import load_model
+model = load_model(Path(sys.argv[1])).estimator
 out = {"expected": {}, "floor_us": {}}
 for shape, body in json.loads(sys.argv[2]).items():
     rows = np.asarray([body["features"]] if "features" in body else body["instances"])

@@ -10,11 +10,12 @@ IMAGE_REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 IMAGE_SOURCE ?= $(shell git remote get-url origin 2>/dev/null || echo unknown)
 # The model's created_at is the last commit that changed what it is made from, so the
 # trainer layer stays cached until training/ or the lockfile change.
-SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct -- training requirements.lock 2>/dev/null)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct -- training src/ping/artifact.py src/ping/package.py requirements.lock 2>/dev/null)
 
 .PHONY: image
-image: ## Build the image $(IMAGE):$(TAG) from the Dockerfile.
+image: ## Build the image $(IMAGE):$(TAG); MODEL_DIR=models/NAME bakes that artifact instead of iris.
 	docker build $(DOCKER_BUILD_FLAGS) \
+	  $(if $(filter-out $(DEFAULT_MODEL_DIR),$(patsubst %/,%,$(MODEL_DIR))),--build-arg MODEL_DIR=$(MODEL_DIR)) \
 	  --build-arg VERSION=$(IMAGE_VERSION) \
 	  --build-arg REVISION=$(IMAGE_REVISION) \
 	  --build-arg SOURCE=$(IMAGE_SOURCE) \

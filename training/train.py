@@ -2,24 +2,18 @@
 
     python -m training.train --output-dir models/iris
 
-The directory holds ``model.joblib`` and ``metadata.json``. The data is scikit-learn's
+The directory holds ``model.skops`` and ``metadata.json``, written by ``ping.package``
+(the code behind ``pingctl package``), so there is one artifact format. The data is scikit-learn's
 bundled iris set (no network) and every random choice is seeded, so a re-run with
 the same seed gives identical predictions. Set SOURCE_DATE_EPOCH to pin
 ``created_at`` as well, for reproducible image builds.
 """
 
 import argparse
-import hashlib
-import json
-import os
-import platform
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import joblib
-import sklearn
 from sklearn.datasets import load_iris
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -28,8 +22,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-MODEL_FILE = "model.joblib"
-METADATA_FILE = "metadata.json"
+from ping.package import package
+
 ESTIMATORS = ("logreg", "forest")
 
 
@@ -44,19 +38,6 @@ def build_pipeline(estimator: str, seed: int) -> Pipeline:
     return Pipeline([("scaler", StandardScaler()), ("classifier", classifier)])
 
 
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def created_at() -> str:
-    """Now in UTC, or SOURCE_DATE_EPOCH when set (reproducible builds)."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    moment = datetime.fromtimestamp(int(epoch), UTC) if epoch else datetime.now(UTC)
-    return moment.isoformat(timespec="seconds")
-
-
 def train(
     output_dir: Path,
     *,
@@ -66,46 +47,36 @@ def train(
     seed: int = 42,
     test_size: float = 0.25,
 ) -> dict[str, Any]:
-    """Fit, evaluate on a held-out split, write the artifact; return its metadata."""
+    """Fit, evaluate on a held-out split, write the artifact; return its metadata.
+
+    The artifact is written by ``ping.package``, as ``pingctl package`` writes one, with
+    the first held-out rows as its recorded sample.
+    """
     iris = load_iris()
     x_train, x_test, y_train, y_test = train_test_split(
         iris.data, iris.target, test_size=test_size, random_state=seed, stratify=iris.target
     )
     pipeline = build_pipeline(estimator, seed).fit(x_train, y_train)
     predicted = pipeline.predict(x_test)
-
-    output_dir.mkdir(parents=True, exist_ok=True)
-    model_path = output_dir / MODEL_FILE
-    # Write beside the target, then rename: a reader never sees half a file.
-    partial = model_path.with_suffix(".partial")
-    joblib.dump(pipeline, partial)
-    os.replace(partial, model_path)
-
-    metadata = {
-        "name": name,
-        "version": version,
-        "created_at": created_at(),
-        "estimator": estimator,
-        "seed": seed,
-        "python_version": platform.python_version(),
-        "sklearn_version": sklearn.__version__,
-        "joblib_version": joblib.__version__,
-        "feature_names": list(iris.feature_names),
-        "n_features": int(iris.data.shape[1]),
-        "classes": [int(c) for c in pipeline.classes_],
-        "class_names": [str(n) for n in iris.target_names],
-        "metrics": {
-            "accuracy": round(float(accuracy_score(y_test, predicted)), 6),
-            "f1_macro": round(float(f1_score(y_test, predicted, average="macro")), 6),
-            "n_train": len(y_train),
-            "n_test": len(y_test),
+    model = package(
+        pipeline,
+        output_dir,
+        name=name,
+        version=version,
+        sample=x_test[:3].tolist(),
+        feature_names=list(iris.feature_names),
+        class_names=[str(n) for n in iris.target_names],
+        extra={
+            "training": {"recipe": estimator, "seed": seed},
+            "metrics": {
+                "accuracy": round(float(accuracy_score(y_test, predicted)), 6),
+                "f1_macro": round(float(f1_score(y_test, predicted, average="macro")), 6),
+                "n_train": len(y_train),
+                "n_test": len(y_test),
+            },
         },
-        "sha256": sha256_of(model_path),
-    }
-    partial = output_dir / f"{METADATA_FILE}.partial"
-    partial.write_text(json.dumps(metadata, indent=2) + "\n")
-    os.replace(partial, output_dir / METADATA_FILE)
-    return metadata
+    )
+    return model.metadata.model_dump(mode="json", exclude_none=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"wrote {args.output_dir}/ ({metadata['name']} v{metadata['version']}, "
-        f"{metadata['estimator']}): accuracy {metadata['metrics']['accuracy']:.3f}, "
+        f"{metadata['training']['recipe']}): accuracy {metadata['metrics']['accuracy']:.3f}, "
         f"f1_macro {metadata['metrics']['f1_macro']:.3f}",
         file=sys.stderr,
     )

@@ -1,14 +1,17 @@
 """Ping's own routes: predict, health, model metadata and metrics."""
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
 
+from ping.batching import Prediction, RowRefused
 from ping.errors import PROBLEM_JSON, InvalidInput, ModelNotReady
-from ping.model import Model
+from ping.inputs import InputSchema, request_input
+from ping.model import Model, predict_answer
 from ping.schemas import PredictRequest, PredictResponse
-from ping.validation import read_body, rows_to_array
+from ping.validation import read_body
 
 router = APIRouter()
 
@@ -60,46 +63,65 @@ def loaded_model(request: Request) -> Model:
 )
 async def predict(request: Request) -> Response:
     """`{"features": [...]}` answers `{"prediction": ...}`; `{"instances": [[...], ...]}`
-    answers `{"predictions": [...]}`. Class names and probabilities are opt-in."""
+    answers `{"predictions": [...]}`. A row is a list in feature order or an object keyed
+    by feature name. Class names and probabilities are opt-in, for classifiers."""
     model = loaded_model(request)
     settings = request.app.state.settings
+    schema: InputSchema = request.app.state.input_schema
     with request.app.state.tracing.span("ping.validate"):
-        body = await read_body(request, PredictRequest, settings.max_body_bytes)
+        body = await read_body(request, schema.body, settings.max_body_bytes)
         if body.return_probabilities and not model.supports_probabilities:
             raise InvalidInput.for_field("return_probabilities", "this model has no predict_proba")
-        rows = rows_to_array(
-            body.rows,
-            n_features=model.metadata.n_features,
-            max_rows=settings.max_rows,
-            field=body.field,
-            batch=body.instances is not None,
-        )
-    result = await request.app.state.batcher.predict(
-        rows, want_probabilities=body.return_probabilities
-    )
-    names = request.app.state.class_names
-    labels = result.labels.tolist()
-    predicted_names = [names[label] for label in labels]
-    request.app.state.metrics.count_predictions(predicted_names)
-
-    answer: dict[str, Any]
-    if body.features is not None:
-        answer = {"prediction": labels[0]}
-        if body.return_class_names:
-            answer["class_name"] = predicted_names[0]
-        if body.return_probabilities:
-            answer["probabilities"] = dict(
-                zip(names.values(), result.probabilities[0].tolist(), strict=True)
+        if body.return_class_names and not model.is_classifier:
+            raise InvalidInput.for_field(
+                "return_class_names", "this model is a regressor: no classes"
             )
-    else:
-        answer = {"predictions": labels}
-        if body.return_class_names:
-            answer["class_names"] = predicted_names
-        if body.return_probabilities:
-            answer["probabilities"] = [
-                dict(zip(names.values(), row, strict=True)) for row in result.probabilities.tolist()
-            ]
+        batch = body.instances is not None
+        rows = request_input(
+            body.rows, schema, max_rows=settings.max_rows, field=body.field, batch=batch
+        )
+    result = await run_model(
+        request,
+        rows,
+        want_probabilities=body.return_probabilities,
+        field=body.field,
+        row_field=lambda i: f"{body.field}[{i}]" if batch else body.field,
+    )
+    if model.is_classifier:
+        names = request.app.state.class_names
+        request.app.state.metrics.count_predictions(
+            names[label] for label in result.labels.tolist()
+        )
+    answer = predict_answer(
+        model,
+        result.labels,
+        result.probabilities if body.return_probabilities else None,
+        single=not batch,
+        class_names=body.return_class_names,
+    )
     return json_response(answer)
+
+
+async def run_model(
+    request: Request,
+    rows: Any,
+    *,
+    want_probabilities: bool,
+    field: str,
+    row_field: Callable[[int], str],
+) -> Prediction:
+    """Predict through the micro-batcher. Input the model refuses (it raised ValueError)
+    is a 422 naming the row, ``row_field(i)``, or ``field`` when no single row fails."""
+    try:
+        result: Prediction = await request.app.state.batcher.predict(
+            rows, want_probabilities=want_probabilities
+        )
+    except RowRefused as exc:
+        where = field if exc.row is None else row_field(exc.row)
+        raise InvalidInput.for_field(
+            where, f"the model cannot predict this input: {exc.reason}"
+        ) from None
+    return result
 
 
 @router.get("/healthz", summary="Liveness: 200 while the process serves")
@@ -119,7 +141,7 @@ async def readyz(request: Request) -> Response:
 
 @router.get("/metadata", summary="What the model artifact records", responses={503: _PROBLEM})
 async def metadata(request: Request) -> Response:
-    return json_response(loaded_model(request).metadata.model_dump(mode="json"))
+    return json_response(loaded_model(request).metadata.model_dump(mode="json", exclude_none=True))
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

@@ -15,6 +15,7 @@ from starlette.responses import Response
 import ping
 from ping import api, v2
 from ping.batching import MicroBatcher
+from ping.check import open_model, self_check
 from ping.errors import (
     PROBLEM_JSON,
     MethodNotAllowed,
@@ -23,9 +24,10 @@ from ping.errors import (
     from_error_list,
 )
 from ping.health import Readiness
+from ping.inputs import InputSchema
 from ping.metrics import Metrics
 from ping.middleware import ObservabilityMiddleware
-from ping.model import Model, load_model, version_problem
+from ping.model import Model, version_problem
 from ping.settings import Settings
 from ping.tracing import Tracing, load_tracing
 
@@ -45,7 +47,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loaded = model or load_model(settings.model_dir)
+        loaded = model or open_model(settings)
         problem = version_problem(loaded.metadata)
         if problem and not settings.allow_version_mismatch:
             readiness.problem = problem
@@ -58,6 +60,8 @@ def create_app(
             return
         if problem:
             logger.warning("serving despite a version mismatch: %s", problem)
+        if model is None:  # a given model was checked by whoever loaded it
+            self_check(loaded)
         batcher = MicroBatcher(
             loaded,
             metrics,
@@ -72,6 +76,7 @@ def create_app(
         gc.freeze()
         batcher.start()
         app.state.model = loaded
+        app.state.input_schema = InputSchema.of(loaded.metadata)
         app.state.batcher = batcher
         app.state.class_names = dict(
             zip(loaded.metadata.classes, loaded.metadata.class_names, strict=True)

@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -30,15 +31,25 @@ from ping.tracing import Tracing, Waiting
 
 @dataclass(frozen=True)
 class Prediction:
-    """Labels for each row and, when asked for, class probabilities."""
+    """Labels (or regression values) for each row and, when asked for, class probabilities."""
 
     labels: np.ndarray
     probabilities: np.ndarray | None = None
 
 
+class RowRefused(Exception):
+    """The model raised ValueError on rows that passed the schema; ``row`` is the first
+    row that fails on its own (None if only the rows together fail)."""
+
+    def __init__(self, row: int | None, reason: str) -> None:
+        super().__init__(reason)
+        self.row = row
+        self.reason = reason
+
+
 @dataclass
 class _Job:
-    rows: np.ndarray
+    rows: Any  # a float64 matrix, or a DataFrame for a model fitted on one
     want_probabilities: bool
     future: asyncio.Future[Prediction]
     enqueued: float  # loop.time()
@@ -74,7 +85,7 @@ class MicroBatcher:
         """Start serving batches; call once the model is loaded, from the event loop."""
         self._worker = asyncio.get_running_loop().create_task(self._serve(), name="ping-batcher")
 
-    async def predict(self, rows: np.ndarray, *, want_probabilities: bool = False) -> Prediction:
+    async def predict(self, rows: Any, *, want_probabilities: bool = False) -> Prediction:
         """Predict ``rows`` (already validated) in the next batch."""
         if self._closing:
             raise ModelNotReady("shutting down: no new predictions are accepted")
@@ -111,7 +122,7 @@ class MicroBatcher:
 
     async def _run(self, jobs: list[_Job], loop: asyncio.AbstractEventLoop) -> None:
         """One model call for ``jobs``; a failure is narrowed down to the jobs that cause it."""
-        stacked = jobs[0].rows if len(jobs) == 1 else np.concatenate([j.rows for j in jobs])
+        stacked = jobs[0].rows if len(jobs) == 1 else _stack([j.rows for j in jobs])
         self._metrics.batch_rows.observe(len(stacked))
         want_probabilities = any(j.want_probabilities for j in jobs)
         waiting = [job.waiting for job in jobs]
@@ -126,6 +137,12 @@ class MicroBatcher:
                 for job in jobs:
                     await self._run([job], loop)
             elif not jobs[0].future.done():
+                if isinstance(exc, ValueError):
+                    # Input that passed the schema, refused by the model: the caller's
+                    # fault, so a 422 that names the row rather than a 500.
+                    exc = await loop.run_in_executor(
+                        self._executor, self._refused_row, stacked, want_probabilities, exc
+                    )
                 jobs[0].future.set_exception(exc)
             return
         self._answer(jobs, result)
@@ -155,8 +172,24 @@ class MicroBatcher:
         self._queued_rows -= rows
         return jobs
 
+    def _refused_row(self, rows: Any, want_probabilities: bool, error: ValueError) -> RowRefused:
+        """Bisect for the first row the model refuses: log2(rows) calls, on failure only."""
+        good, bad = 0, len(rows)  # rows[:good] predict; rows[:bad] raise
+        while bad - good > 1:
+            middle = (good + bad) // 2
+            try:
+                self._call_model(_slice(rows, 0, middle), want_probabilities, ())
+                good = middle
+            except ValueError as exc:
+                bad, error = middle, exc
+        try:
+            self._call_model(_slice(rows, bad - 1, bad), want_probabilities, ())
+        except ValueError as exc:
+            return RowRefused(bad - 1, _first_line(exc))
+        return RowRefused(None, _first_line(error))  # only the rows together fail
+
     def _call_model(
-        self, rows: np.ndarray, want_probabilities: bool, waiting: Sequence[Waiting | None]
+        self, rows: Any, want_probabilities: bool, waiting: Sequence[Waiting | None]
     ) -> Prediction:
         """One model call, on the predict thread: timed, and traced when tracing is on."""
         with self._tracing.model_call(waiting, len(rows)):
@@ -182,3 +215,20 @@ class MicroBatcher:
                     )
                 )
             start = end
+
+
+def _stack(parts: list[Any]) -> Any:
+    if isinstance(parts[0], np.ndarray):
+        return np.concatenate(parts)
+    import pandas as pd  # only for models fitted on a DataFrame, which already loaded it
+
+    return pd.concat(parts, ignore_index=True)
+
+
+def _slice(rows: Any, start: int, end: int) -> Any:
+    return rows[start:end] if isinstance(rows, np.ndarray) else rows.iloc[start:end]
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text if len(text) <= 300 else text[:299] + "…"

@@ -90,12 +90,43 @@ class ModelNotReady(PingError):
     title = "Service Unavailable"
 
 
+# The tags schemas.py routes a row's validation by (positional or named); not a path step.
+_ROW_TAGS = frozenset(("[row]", "{row}"))
+
+
 def json_path(loc: Sequence[int | str]) -> str:
     """A pydantic ``loc`` as a JSON path: ``("instances", 2, 0)`` -> ``instances[2][0]``."""
     path = ""
     for part in loc:
+        if part in _ROW_TAGS:
+            continue
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else part)
     return path or "body"
+
+
+def _one_row_form(errors: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Keep, for each row, the errors of the form it was sent in (list or object).
+
+    Pydantic tries both forms and reports both; the form whose errors go deeper than
+    "not a list" / "not an object" is the one the client used.
+    """
+    tagged: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+    kept: list[Mapping[str, Any]] = []
+    for error in errors:
+        loc = tuple(error["loc"])
+        at = next((i for i, part in enumerate(loc) if part in _ROW_TAGS), None)
+        if at is None:
+            kept.append(error)
+        else:
+            tagged.setdefault(loc[:at], []).append(error)
+    for row, found in tagged.items():
+        deeper = [e for e in found if len(e["loc"]) > len(row) + 1]
+        if deeper:
+            kept.extend(deeper)
+        else:
+            reason = "Input should be a list of values, or an object keyed by feature name"
+            kept.append({**found[0], "loc": row, "msg": reason})
+    return kept
 
 
 def from_validation_error(exc: ValidationError) -> PingError:
@@ -112,7 +143,7 @@ def from_error_list(errors: Sequence[Mapping[str, Any]]) -> PingError:
             f"request body is not valid JSON: {errors[0]['msg']}",
             [FieldError("body", errors[0]["msg"])],
         )
-    fields = [FieldError(json_path(e["loc"]), e["msg"]) for e in errors]
+    fields = [FieldError(json_path(e["loc"]), e["msg"]) for e in _one_row_form(errors)]
     summary = "; ".join(f"{f.field}: {f.reason}" for f in fields[:3])
     more = f" (and {len(fields) - 3} more)" if len(fields) > 3 else ""
     return InvalidInput(f"invalid request: {summary}{more}", fields)

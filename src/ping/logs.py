@@ -26,12 +26,35 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class OncePerKind(logging.Filter):
+    """Lets each kind of warning through once: its category and its message's first line.
+
+    scikit-learn's forest resets Python's own once-per-location bookkeeping on every
+    call, so without this a warning raised per predict would be logged per request.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # captureWarnings formats "path:line: Category: message\n  source line".
+        text = record.getMessage().split("\n", 1)[0]
+        kind = text.split(": ", 1)[1] if ": " in text else text
+        if kind in self._seen:
+            return False
+        if len(self._seen) < 1000:  # bounded: messages may embed values
+            self._seen.add(kind)
+        return True
+
+
 def log_config(level: str) -> dict[str, Any]:
     """A ``logging.config.dictConfig`` for uvicorn's ``log_config``: JSON to stderr."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": JsonFormatter}},
+        "filters": {"once_per_kind": {"()": OncePerKind}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
@@ -44,5 +67,7 @@ def log_config(level: str) -> dict[str, Any]:
         "loggers": {
             "uvicorn": {"level": level.upper()},
             "uvicorn.access": {"level": "WARNING", "propagate": False},
+            # Python warnings, once logging.captureWarnings(True) routes them here.
+            "py.warnings": {"filters": ["once_per_kind"]},
         },
     }

@@ -1,47 +1,39 @@
-"""Loading, checking and calling the model artifact written by ``training/``.
+"""The loaded estimator's predict interface: task, outputs and the forest fast path.
 
-Only load artifacts we built: unpickling runs code. The sha256 in metadata.json
-catches a corrupt or swapped model file; it is not a signature.
+The artifact is read and verified by ping.artifact; this module checks the estimator
+against its metadata, calls it, and shapes what it returns into the answer of
+``POST /predict``, which the packager records as the artifact's sample too.
 """
 
-import hashlib
-import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
-import sklearn
-from pydantic import BaseModel, ConfigDict, ValidationError
 
-MODEL_FILE = "model.joblib"
-METADATA_FILE = "metadata.json"
+from ping.artifact import (
+    METADATA_FILE,
+    ArtifactError,
+    ModelMetadata,
+    load_estimator,
+    read_metadata,
+    version_problem,
+)
+
+__all__ = [
+    "FLOAT32_MAX",
+    "ArtifactError",
+    "ForestPath",
+    "Model",
+    "ModelMetadata",
+    "load_model",
+    "read_metadata",
+    "version_problem",
+]
+
 # Trees split on float32, and scikit-learn refuses any value past its range.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
-class ArtifactError(Exception):
-    """The artifact cannot be served; the message is one line naming the file and the problem."""
-
-
-class ModelMetadata(BaseModel):
-    """What ``training/`` records beside the model (see ``metadata.json``)."""
-
-    model_config = ConfigDict(extra="allow", frozen=True, protected_namespaces=())
-
-    name: str
-    version: str
-    created_at: str
-    sklearn_version: str
-    python_version: str
-    joblib_version: str
-    feature_names: list[str]
-    n_features: int
-    classes: list[int | str]
-    class_names: list[str]
-    metrics: dict[str, float]
-    sha256: str
 
 
 @dataclass(frozen=True)
@@ -87,6 +79,8 @@ class ForestPath:
             x = step.transform(x)
         if not isinstance(x, np.ndarray) or x.ndim != 2 or not np.isfinite(x).all():
             return None
+        if x.shape[1] != self.forest.n_features_in_:  # trees index columns unchecked
+            return None
         if x.size and np.abs(x).max() > FLOAT32_MAX:  # sklearn warns, then refuses it
             return None
         x = np.ascontiguousarray(x, dtype=np.float32)  # the dtype trees split on
@@ -99,7 +93,12 @@ class ForestPath:
 
 @dataclass(frozen=True)
 class Model:
-    """A loaded estimator and its metadata."""
+    """A loaded estimator and its metadata.
+
+    ``predict`` gives class labels for a classifier and float64 values for a regressor
+    (one column per output for multi-output regression). Rows are a float64 matrix, or
+    a DataFrame for a model fitted on one (``metadata.input == "frame"``).
+    """
 
     estimator: Any
     metadata: ModelMetadata
@@ -107,98 +106,77 @@ class Model:
     forest: ForestPath | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "forest", ForestPath.of(self.estimator))
+        # Only for matrix input: the fast path was proven bit-identical there and nowhere else.
+        fast = ForestPath.of(self.estimator) if self.metadata.input == "array" else None
+        object.__setattr__(self, "forest", fast)
 
-    def predict(self, rows: np.ndarray) -> np.ndarray:
-        """Class labels for a 2-D float array."""
+    @property
+    def is_classifier(self) -> bool:
+        return self.metadata.task == "classification"
+
+    @property
+    def supports_probabilities(self) -> bool:
+        return "predict_proba" in self.metadata.outputs
+
+    def predict(self, rows: Any) -> np.ndarray:
+        """Class labels, or regression values, for a batch of rows."""
         proba = None if self.forest is None else self.forest.predict_proba(rows)
         if proba is not None:
             return self._forest_labels(proba)
-        return np.asarray(self.estimator.predict(rows))
+        return self._outputs(self.estimator.predict(rows))
 
-    def predict_with_probabilities(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def predict_with_probabilities(self, rows: Any) -> tuple[np.ndarray, np.ndarray]:
         """Labels and probabilities; a forest derives both from one pass over its trees."""
         proba = None if self.forest is None else self.forest.predict_proba(rows)
         if proba is not None:
             return self._forest_labels(proba), proba
         return self.predict(rows), self.predict_proba(rows)
 
+    def predict_proba(self, rows: Any) -> np.ndarray:
+        """Class probabilities, columns in ``metadata.classes`` order."""
+        proba = None if self.forest is None else self.forest.predict_proba(rows)
+        if proba is not None:
+            return proba
+        return np.asarray(self.estimator.predict_proba(rows), dtype=np.float64)
+
     def _forest_labels(self, proba: np.ndarray) -> np.ndarray:
         assert self.forest is not None
         # As ForestClassifier.predict does it.
         return np.asarray(self.forest.forest.classes_.take(np.argmax(proba, axis=1)))
 
-    def predict_proba(self, rows: np.ndarray) -> np.ndarray:
-        """Class probabilities, columns in ``metadata.classes`` order."""
-        proba = None if self.forest is None else self.forest.predict_proba(rows)
-        if proba is not None:
-            return proba
-        return np.asarray(self.estimator.predict_proba(rows))
-
-    @property
-    def supports_probabilities(self) -> bool:
-        return hasattr(self.estimator, "predict_proba")
+    def _outputs(self, predicted: Any) -> np.ndarray:
+        values = np.asarray(predicted)
+        if not self.is_classifier:
+            return values.astype(np.float64, copy=False)
+        if values.dtype.kind == "f":  # whole-number float labels are recorded as ints
+            return values.astype(np.int64)
+        return values
 
 
-def _sha256(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+def predict_answer(
+    model: Model,
+    labels: np.ndarray,
+    probabilities: np.ndarray | None,
+    *,
+    single: bool,
+    class_names: bool,
+) -> dict[str, Any]:
+    """The body ``POST /predict`` answers: the same function makes the artifact's sample."""
+    meta = model.metadata
+    values = labels.tolist()
+    answer: dict[str, Any] = {"prediction": values[0]} if single else {"predictions": values}
+    if class_names:
+        names = dict(zip(meta.classes, meta.class_names, strict=True))
+        predicted = [names[label] for label in values]
+        answer["class_name" if single else "class_names"] = predicted[0] if single else predicted
+    if probabilities is not None:
+        keyed = [dict(zip(meta.class_names, row, strict=True)) for row in probabilities.tolist()]
+        answer["probabilities"] = keyed[0] if single else keyed
+    return answer
 
 
-def read_metadata(model_dir: Path) -> ModelMetadata:
-    """Parse and check ``metadata.json``; raise ArtifactError with one clear line."""
-    path = model_dir / METADATA_FILE
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ArtifactError(f"{path}: not found (train a model with `make train`)") from None
-    except OSError as exc:
-        raise ArtifactError(f"{path}: cannot be read: {exc.strerror}") from None
-    try:
-        metadata = ModelMetadata.model_validate_json(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "document"
-        raise ArtifactError(f"{path}: invalid metadata at {where}: {first['msg']}") from None
-    if len(metadata.classes) != len(metadata.class_names):
-        raise ArtifactError(
-            f"{path}: {len(metadata.classes)} classes but {len(metadata.class_names)} class_names"
-        )
-    return metadata
-
-
-def version_problem(metadata: ModelMetadata) -> str | None:
-    """Why this process should not serve the artifact's pickle, or None when versions agree."""
-    if metadata.sklearn_version == sklearn.__version__:
-        return None
-    return (
-        f"model was pickled by scikit-learn {metadata.sklearn_version} but this process "
-        f"runs {sklearn.__version__}; retrain it, or set PING_ALLOW_VERSION_MISMATCH=true"
-    )
-
-
-def load_model(model_dir: Path) -> Model:
-    """Verify the artifact's checksum, unpickle it and check it against its metadata."""
-    metadata = read_metadata(model_dir)
-    path = model_dir / MODEL_FILE
-    try:
-        actual = _sha256(path)
-    except FileNotFoundError:
-        raise ArtifactError(f"{path}: not found, but {METADATA_FILE} describes it") from None
-    except OSError as exc:
-        raise ArtifactError(f"{path}: cannot be read: {exc.strerror}") from None
-    if actual != metadata.sha256:
-        raise ArtifactError(
-            f"{path}: sha256 {actual[:16]}… does not match {METADATA_FILE}'s "
-            f"{metadata.sha256[:16]}…; the file was altered or replaced"
-        )
-    try:
-        # A version mismatch warning is reported by version_problem(), once, by the caller.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", sklearn.exceptions.InconsistentVersionWarning)
-            estimator = joblib.load(path)
-    except Exception as exc:
-        raise ArtifactError(f"{path}: cannot be unpickled: {type(exc).__name__}: {exc}") from None
+def check_estimator(estimator: Any, metadata: ModelMetadata, path: Path) -> None:
+    """Refuse an estimator that disagrees with its metadata, naming the difference."""
     if not hasattr(estimator, "predict"):
         raise ArtifactError(f"{path}: holds a {type(estimator).__name__}, which has no predict()")
     n_in = getattr(estimator, "n_features_in_", metadata.n_features)
@@ -206,9 +184,27 @@ def load_model(model_dir: Path) -> Model:
         raise ArtifactError(
             f"{path}: model expects {n_in} features but {METADATA_FILE} says {metadata.n_features}"
         )
-    classes = [c.item() if hasattr(c, "item") else c for c in getattr(estimator, "classes_", [])]
-    if classes != metadata.classes:
+    classes = [
+        c.item() if hasattr(c, "item") else c for c in _as_list(getattr(estimator, "classes_", []))
+    ]
+    classes = [int(c) if isinstance(c, float) and c.is_integer() else c for c in classes]
+    if metadata.task == "classification" and classes != metadata.classes:
         raise ArtifactError(
             f"{path}: model classes {classes} differ from {METADATA_FILE}'s {metadata.classes}"
         )
+
+
+def _as_list(values: Any) -> Sequence[Any]:
+    return list(values) if not isinstance(values, list) else values
+
+
+def load_model(
+    model_dir: Path, *, trusted_types: Sequence[str] = (), allow_pickle: bool = False
+) -> Model:
+    """Read and verify the artifact, load its estimator, and check the two agree."""
+    metadata = read_metadata(model_dir)
+    estimator = load_estimator(
+        model_dir, metadata, trusted_types=trusted_types, allow_pickle=allow_pickle
+    )
+    check_estimator(estimator, metadata, model_dir / metadata.model_file)
     return Model(estimator=estimator, metadata=metadata, path=model_dir)

@@ -2,11 +2,20 @@
 
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Tag, model_validator
 
 # Strict: booleans and numeric strings are refused rather than coerced, and
 # NaN/Infinity (which Python's json accepts) are refused as non-finite.
 Feature = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+
+# A row is positional (a list, in the model's feature order) or named (an object keyed
+# by feature name). The tags label the two forms in validation errors, which
+# ping.errors reduces to the form the client sent; they are not a path step.
+POSITIONAL, NAMED = "[row]", "{row}"
+
+NumericRow = Annotated[list[Feature], Tag(POSITIONAL)] | Annotated[dict[str, Feature], Tag(NAMED)]
+# For models fitted on a DataFrame: any JSON scalar, checked per column by ping.inputs.
+MixedRow = Annotated[list[Any], Tag(POSITIONAL)] | Annotated[dict[str, Any], Tag(NAMED)]
 
 
 class PredictRequest(BaseModel):
@@ -15,11 +24,15 @@ class PredictRequest(BaseModel):
     # Unknown fields are refused, so a misspelt option is an error, not silently ignored.
     model_config = ConfigDict(extra="forbid")
 
-    features: list[Feature] | None = Field(
-        default=None, description="One row of features.", examples=[[5.1, 3.5, 1.4, 0.2]]
+    features: NumericRow | None = Field(
+        default=None,
+        description="One row: a list in feature order, or an object keyed by feature name.",
+        examples=[[5.1, 3.5, 1.4, 0.2]],
     )
-    instances: list[list[Feature]] | None = Field(
-        default=None, description="A batch of rows.", examples=[[[5.1, 3.5, 1.4, 0.2]]]
+    instances: list[NumericRow] | None = Field(
+        default=None,
+        description="A batch of rows, each a list or an object.",
+        examples=[[[5.1, 3.5, 1.4, 0.2]]],
     )
     return_probabilities: bool = Field(
         default=False, strict=True, description="Add class probabilities, keyed by class name."
@@ -35,7 +48,7 @@ class PredictRequest(BaseModel):
         return self
 
     @property
-    def rows(self) -> list[list[float]]:
+    def rows(self) -> list[Any]:
         """The request's rows, whichever way they were given."""
         return [self.features] if self.features is not None else self.instances or []
 
@@ -45,10 +58,25 @@ class PredictRequest(BaseModel):
         return "features" if self.features is not None else "instances"
 
 
+class MixedPredictRequest(PredictRequest):
+    """``POST /predict`` for a model fitted on a DataFrame: cells may be numbers, strings,
+    booleans or null, as each column's kind allows."""
+
+    features: MixedRow | None = Field(
+        default=None,
+        description="One row: a list in column order, or an object keyed by column name.",
+    )
+    instances: list[MixedRow] | None = Field(
+        default=None, description="A batch of rows, each a list or an object."
+    )
+
+
 class PredictResponse(BaseModel):
     """``prediction`` for one row, ``predictions`` for a batch; extras only when asked for."""
 
-    prediction: Any | None = None
+    prediction: Any | None = Field(
+        default=None, description="A class label, or a value (a list of them for multi-output)."
+    )
     predictions: list[Any] | None = None
     class_name: str | None = None
     class_names: list[str] | None = None
@@ -56,9 +84,21 @@ class PredictResponse(BaseModel):
 
 
 # Open Inference Protocol (V2 REST), as KServe, MLServer and Triton speak it.
-# The model is numeric, so BYTES, BOOL and FP16/BF16 (which JSON cannot carry) are refused.
+# BYTES and BOOL are for string and boolean columns; FP16/BF16 (which JSON cannot carry)
+# are refused.
 V2Datatype = Literal[
-    "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"
+    "FP32",
+    "FP64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "BYTES",
+    "BOOL",
 ]
 
 
@@ -67,7 +107,11 @@ class V2InputTensor(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="Any name: the model has one input.", examples=["input-0"])
+    name: str = Field(
+        description="Any name for the one [rows, n_features] tensor; or a column's name, "
+        "one tensor per column",
+        examples=["input-0"],
+    )
     shape: list[Annotated[int, Field(strict=True, ge=0)]] = Field(examples=[[1, 4]])
     datatype: V2Datatype
     parameters: dict[str, Any] | None = None
@@ -86,7 +130,8 @@ class V2RequestedOutput(BaseModel):
 
 
 class V2InferRequest(BaseModel):
-    """``inputs`` holds one ``[rows, n_features]`` tensor; ``outputs`` picks what comes back."""
+    """``inputs`` holds one ``[rows, n_features]`` tensor, or one ``[rows]`` tensor per
+    column; ``outputs`` picks what comes back."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -4,6 +4,7 @@ Start-up problems (bad config, missing or tampered artifact) end the process wit
 exit code 2 and one line on stderr, not a traceback.
 """
 
+import logging
 import signal
 import sys
 import time
@@ -13,9 +14,10 @@ import uvicorn
 from pydantic import ValidationError
 
 from ping.app import create_app
+from ping.artifact import ArtifactError, version_problem
+from ping.check import open_model, self_check
 from ping.health import Readiness
 from ping.logs import log_config
-from ping.model import ArtifactError, load_model
 from ping.settings import Settings
 from ping.tracing import TracingError, load_tracing
 
@@ -55,7 +57,9 @@ def serve() -> int:
     """Serve until SIGTERM or SIGINT; the exit code is the process's."""
     try:
         settings = Settings()
-        model = load_model(settings.model_dir)
+        model = open_model(settings)
+        if version_problem(model.metadata) is None or settings.allow_version_mismatch:
+            self_check(model)  # a model that cannot answer its own sample is never ready
         tracing = load_tracing(settings)
     except ValidationError as exc:
         print(f"ping: {_one_line(exc)}", file=sys.stderr)
@@ -66,6 +70,10 @@ def serve() -> int:
     except TracingError as exc:
         print(f"ping: cannot trace: {exc}", file=sys.stderr)
         return EXIT_BAD_START
+    # Warnings raised while predicting (scikit-learn's, numpy's) become JSON log lines,
+    # once per kind (logs.OncePerKind), instead of raw stderr. This adds no warnings
+    # filter: each one costs a forest predict ~170 us (PERF-NOTES.md, trap 1).
+    logging.captureWarnings(True)
     app = create_app(settings, model=model, tracing=tracing)
     config = uvicorn.Config(
         app,

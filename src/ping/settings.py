@@ -5,10 +5,10 @@ and a test keeps the two in step.
 """
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -22,7 +22,14 @@ class Settings(BaseSettings):
     )
 
     model_dir: Path = Path("models/iris")
-    """Artifact directory holding `model.joblib` and `metadata.json`."""
+    """Artifact directory: `metadata.json` and the model file (`pingctl package` makes one)."""
+
+    trusted_types: Annotated[tuple[str, ...], NoDecode] = ()
+    """Comma-separated types to trust in a skops model file besides scikit-learn's, numpy's
+    and scipy's own, e.g. `mylib.MyTransformer`; only for code you trust."""
+
+    allow_pickle: bool = False
+    """Load joblib/pickle model files. This runs code from the file: only for your own."""
 
     host: str = "127.0.0.1"
     """Address to bind; the image sets `0.0.0.0`."""
@@ -61,3 +68,10 @@ class Settings(BaseSettings):
     tracing: bool = False
     """Send OpenTelemetry traces, configured by the standard `OTEL_*` variables (README
     "Operate it"); `OTEL_SDK_DISABLED=true` still turns them off."""
+
+    @field_validator("trusted_types", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value

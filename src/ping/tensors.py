@@ -1,13 +1,19 @@
-"""V2 tensors in: one ``[rows, n_features]`` input tensor, checked and decoded to a matrix."""
+"""V2 tensors in: one ``[rows, n_features]`` tensor, or one tensor per named column.
+
+The per-column form is MLServer's pandas-codec convention: each input is named by a
+column, shaped ``[rows]`` or ``[rows, 1]``, BYTES for strings and BOOL for booleans.
+"""
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
 from ping.errors import InvalidInput, from_error_list
+from ping.inputs import InputSchema, columns_input
 from ping.schemas import Feature, V2InputTensor
-from ping.validation import check_float32_range, check_matrix_shape
+from ping.validation import check_float32_range, check_matrix_shape, check_row_count
 
 _INT_RANGES = {
     name: np.iinfo(getattr(np, name.lower()))
@@ -16,6 +22,98 @@ _INT_RANGES = {
 _FLAT = TypeAdapter(list[Feature])
 _NESTED = TypeAdapter(list[list[Feature]])
 _BINARY_PARAMETERS = ("binary_data_size", "shared_memory_region")
+_KIND_DATATYPES = {"string": {"BYTES"}, "boolean": {"BOOL"}}
+_NUMERIC = {"FP32", "FP64", *_INT_RANGES}
+
+
+def model_input(inputs: Sequence[V2InputTensor], schema: InputSchema, *, max_rows: int) -> Any:
+    """The request's tensors as the model's input: a matrix, or a DataFrame by column."""
+    per_column = any(t.name in schema.index for t in inputs) and (
+        len(inputs) > 1 or len(inputs[0].shape) == 1
+    )
+    if per_column:
+        return _by_column(inputs, schema, max_rows=max_rows)
+    matrix = tensor_rows(inputs, n_features=len(schema.columns), max_rows=max_rows)
+    if not schema.frame:
+        return matrix
+    nested = bool(inputs[0].data) and isinstance(inputs[0].data[0], list)  # type: ignore[index]
+    width = len(schema.columns)
+    return columns_input(
+        schema,
+        [column.tolist() for column in matrix.T],
+        lambda r, c: f"inputs[0].data[{r}][{c}]" if nested else f"inputs[0].data[{r * width + c}]",
+    )
+
+
+def _by_column(inputs: Sequence[V2InputTensor], schema: InputSchema, *, max_rows: int) -> Any:
+    """One ``[rows]`` or ``[rows, 1]`` tensor per column, each checked by its column's kind."""
+    found: dict[str, int] = {}
+    n_rows: int | None = None
+    for k, tensor in enumerate(inputs):
+        column = schema.index.get(tensor.name)
+        if column is None:
+            expected = ", ".join(repr(n) for n in schema.names[:8])
+            raise InvalidInput.for_field(
+                f"inputs[{k}].name", f"unknown column {tensor.name!r}; expected one of {expected}"
+            )
+        if tensor.name in found:
+            raise InvalidInput.for_field(f"inputs[{k}].name", f"{tensor.name!r} is given twice")
+        found[tensor.name] = k
+        kind = schema.columns[column].kind
+        allowed = _KIND_DATATYPES.get(kind, _NUMERIC)
+        if tensor.datatype not in allowed:
+            raise InvalidInput.for_field(
+                f"inputs[{k}].datatype",
+                f"column {tensor.name!r} is {kind}: expected {' or '.join(sorted(allowed))}",
+            )
+        shape = tensor.shape
+        if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
+            raise InvalidInput.for_field(
+                f"inputs[{k}].shape", f"expected [rows] or [rows, 1], got {list(shape)}"
+            )
+        check_row_count(shape[0], max_rows=max_rows, field=f"inputs[{k}].shape")
+        if n_rows is not None and shape[0] != n_rows:
+            raise InvalidInput.for_field(
+                f"inputs[{k}].shape", f"{shape[0]} rows, but inputs[0] has {n_rows}"
+            )
+        n_rows = shape[0]
+    missing = [name for name in schema.names if name not in found]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise InvalidInput.for_field("inputs", f"missing column {missing[0]!r}{more}")
+    columns: list[list[Any]] = []
+    for name in schema.names:
+        k = found[name]
+        tensor = inputs[k]
+        data = tensor.data
+        if data is None:
+            raise InvalidInput.for_field(f"inputs[{k}].data", "the values are required in `data`")
+        flat = [v[0] if isinstance(v, list) and len(v) == 1 else v for v in data]
+        if len(flat) != n_rows:
+            raise InvalidInput.for_field(
+                f"inputs[{k}].data", f"{len(flat)} values given, but the shape holds {n_rows}"
+            )
+        if tensor.datatype in _INT_RANGES:
+            _check_integer_cells(flat, tensor.datatype, f"inputs[{k}].data")
+        columns.append(flat)
+    order = [found[name] for name in schema.names]
+    return columns_input(schema, columns, lambda r, c: f"inputs[{order[c]}].data[{r}]")
+
+
+def _check_integer_cells(values: list[Any], datatype: str, field: str) -> None:
+    info = _INT_RANGES[datatype]
+    for i, value in enumerate(values):
+        if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, float) and not value.is_integer():
+            raise InvalidInput.for_field(
+                f"{field}[{i}]", f"{datatype} data must be whole numbers, got {value}"
+            )
+        if isinstance(value, int | float) and not info.min <= value <= info.max:
+            raise InvalidInput.for_field(
+                f"{field}[{i}]",
+                f"{value:g} is out of range for {datatype} [{info.min}, {info.max}]",
+            )
 
 
 def tensor_rows(inputs: Sequence[V2InputTensor], *, n_features: int, max_rows: int) -> np.ndarray:
@@ -29,6 +127,12 @@ def tensor_rows(inputs: Sequence[V2InputTensor], *, n_features: int, max_rows: i
             "inputs", f"expected 1 input tensor [rows, {n_features}], got {len(inputs)}"
         )
     tensor = inputs[0]
+    if tensor.datatype not in _NUMERIC:
+        raise InvalidInput.for_field(
+            "inputs[0].datatype",
+            f"a [rows, {n_features}] tensor is numeric; {tensor.datatype} is for one tensor "
+            "per string or boolean column, named by the column",
+        )
     check_matrix_shape(
         tensor.shape, n_features=n_features, max_rows=max_rows, field="inputs[0].shape"
     )

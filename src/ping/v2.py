@@ -1,10 +1,12 @@
 """The Open Inference Protocol (V2 REST) routes beside /predict: same validator, batcher, errors.
 
-Every model route also answers under ``/versions/{version}``. The model has one input,
-``[rows, n_features]`` in any numeric datatype (computed as FP64), and two outputs:
-``predict`` (class labels) and ``predict_proba`` (class probabilities, in
-``metadata.classes`` order). Outputs always come back as JSON ``data``; the binary and
-shared-memory tensor extensions are refused with a 4xx that says so.
+Every model route also answers under ``/versions/{version}``. The input is one
+``[rows, n_features]`` tensor in any numeric datatype (computed as FP64), or one tensor
+per named column (MLServer's pandas-codec convention; BYTES for strings, BOOL for
+booleans). The outputs are ``predict`` (class labels as INT64 or BYTES, regression
+values as FP64, ``[rows, k]`` for k outputs) and, where the model has it,
+``predict_proba`` (in ``metadata.classes`` order). Outputs always come back as JSON
+``data``; the binary and shared-memory tensor extensions are refused with a 4xx.
 """
 
 from collections.abc import Callable
@@ -14,7 +16,7 @@ import numpy as np
 from fastapi import APIRouter, Request, Response
 
 import ping
-from ping.api import ensure_ready, json_response, loaded_model
+from ping.api import ensure_ready, json_response, loaded_model, run_model
 from ping.batching import Prediction
 from ping.errors import (
     PROBLEM_JSON,
@@ -29,12 +31,13 @@ from ping.schemas import (
     V2InferResponse,
     V2ModelMetadata,
 )
-from ping.tensors import tensor_rows
+from ping.tensors import model_input
 from ping.validation import read_body
 
 router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (V2)"])
 
 INPUT = "input-0"  # the name KServe's sklearn server gives its input; any name is accepted
+_COLUMN_DATATYPES = {"number": "FP64", "integer": "INT64", "string": "BYTES", "boolean": "BOOL"}
 PREDICT = "predict"
 PREDICT_PROBA = "predict_proba"
 
@@ -107,16 +110,23 @@ async def model_ready(request: Request, name: str) -> Response:
 async def model_metadata(request: Request, name: str) -> Response:
     model = _served_model(request, name)
     meta = model.metadata
-    outputs = [{"name": PREDICT, "datatype": _label_datatype(meta), "shape": [-1]}]
-    if model.supports_probabilities:
-        n_classes = len(meta.classes)
-        outputs.append({"name": PREDICT_PROBA, "datatype": "FP64", "shape": [-1, n_classes]})
+    outputs = [
+        {"name": name, "datatype": tensor.datatype, "shape": tensor.shape}
+        for name, tensor in meta.outputs.items()
+    ]
+    if meta.input == "frame":  # MLServer's pandas-codec convention: one tensor per column
+        inputs = [
+            {"name": c.name, "datatype": _COLUMN_DATATYPES[c.kind], "shape": [-1, 1]}
+            for c in meta.columns
+        ]
+    else:
+        inputs = [{"name": INPUT, "datatype": "FP64", "shape": [-1, meta.n_features]}]
     return json_response(
         {
             "name": meta.name,
             "versions": [meta.version],
             "platform": "sklearn",
-            "inputs": [{"name": INPUT, "datatype": "FP64", "shape": [-1, meta.n_features]}],
+            "inputs": inputs,
             "outputs": outputs,
         }
     )
@@ -125,7 +135,8 @@ async def model_metadata(request: Request, name: str) -> Response:
 @_model_route(
     "/infer",
     method="POST",
-    summary="Infer: one [rows, n_features] tensor in, predict and/or predict_proba out",
+    summary="Infer: one [rows, n_features] tensor or one tensor per column in; "
+    "predict and/or predict_proba out",
     response_model=V2InferResponse,
     response_model_exclude_none=True,
     responses={n: _PROBLEM for n in (400, 404, 413, 415, 422, 503)},
@@ -152,12 +163,19 @@ async def infer(request: Request, name: str) -> Response:
             reason = f"the body names {body.model_name!r} but the URL names {name!r}"
             raise InvalidInput.for_field("model_name", reason)
         wanted = _requested_outputs(body, model)
-        rows = tensor_rows(body.inputs, n_features=meta.n_features, max_rows=settings.max_rows)
-    result = await request.app.state.batcher.predict(
-        rows, want_probabilities=PREDICT_PROBA in wanted
+        rows = model_input(body.inputs, request.app.state.input_schema, max_rows=settings.max_rows)
+    result = await run_model(
+        request,
+        rows,
+        want_probabilities=PREDICT_PROBA in wanted,
+        field="inputs",
+        row_field=lambda i: f"inputs[*].data[{i}]",
     )
-    names = request.app.state.class_names
-    request.app.state.metrics.count_predictions(names[label] for label in result.labels.tolist())
+    if model.is_classifier:
+        names = request.app.state.class_names
+        request.app.state.metrics.count_predictions(
+            names[label] for label in result.labels.tolist()
+        )
 
     answer: dict[str, Any] = {"model_name": meta.name, "model_version": meta.version}
     if body.id is not None:
@@ -169,10 +187,12 @@ async def infer(request: Request, name: str) -> Response:
 def _output_tensor(name: str, result: Prediction, meta: ModelMetadata) -> dict[str, Any]:
     """One output tensor; numpy data is serialised by orjson, flat in row-major order."""
     if name == PREDICT:
-        datatype = _label_datatype(meta)
+        datatype = meta.outputs["predict"].datatype
         labels = result.labels
-        data = labels.astype(np.int64) if datatype == "INT64" else labels.tolist()
-        return {"name": name, "shape": [len(labels)], "datatype": datatype, "data": data}
+        data = labels.astype(np.int64) if datatype == "INT64" else labels.ravel()
+        if datatype == "BYTES":
+            data = labels.tolist()
+        return {"name": name, "shape": list(labels.shape), "datatype": datatype, "data": data}
     assert result.probabilities is not None  # asked for whenever predict_proba is wanted
     probabilities = result.probabilities
     return {
@@ -221,7 +241,3 @@ def _check_address(meta: ModelMetadata, name: str, version: str | None) -> None:
     if version is not None and version != meta.version:
         reason = f"model {name!r} has no version {version!r}; it serves version {meta.version!r}"
         raise NotFound(reason, [FieldError("version", reason)])
-
-
-def _label_datatype(meta: ModelMetadata) -> str:
-    return "INT64" if all(isinstance(c, int) for c in meta.classes) else "BYTES"

@@ -7,6 +7,7 @@ If no Dockerfile exists (a chart-only checkout), the documented image contract s
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,9 +66,14 @@ def _command(arguments: str) -> list[str]:
 def parse(text: str, source: str = "Dockerfile") -> ImageConfig:
     """The final stage's runtime configuration (a new FROM resets it, as docker build does)."""
     config = ImageConfig(source=source)
+    args: dict[str, str] = {}  # the stage's ARG defaults, for ${NAME:-default} in ENV
     for instruction, arguments in _instructions(text):
         if instruction == "FROM":
             config = ImageConfig(source=source)
+            args = {}
+        elif instruction == "ARG":
+            name, _, default = arguments.partition("=")
+            args[name] = default.strip('"')
         elif instruction == "ENTRYPOINT":
             config.entrypoint = _command(arguments)
             config.cmd = []  # docker resets CMD when ENTRYPOINT is set in the same stage
@@ -80,7 +86,7 @@ def parse(text: str, source: str = "Dockerfile") -> ImageConfig:
             else:
                 for part in parts:
                     key, _, value = part.partition("=")
-                    config.env[key] = value
+                    config.env[key] = _expand(value, args)
         elif instruction == "USER":
             config.user = arguments
         elif instruction == "WORKDIR":
@@ -88,6 +94,16 @@ def parse(text: str, source: str = "Dockerfile") -> ImageConfig:
         elif instruction == "EXPOSE":
             config.exposed += [int(port.split("/")[0]) for port in arguments.split()]
     return config
+
+
+def _expand(value: str, args: dict[str, str]) -> str:
+    """``${NAME}`` and ``${NAME:-default}`` as docker build expands them with ARG defaults."""
+
+    def one(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(3) or ""
+        return args.get(name) or default if match.group(2) else args.get(name, "")
+
+    return re.sub(r"\$\{(\w+)(:-([^}]*))?\}", one, value)
 
 
 def image_config(path: Path = DOCKERFILE) -> ImageConfig:

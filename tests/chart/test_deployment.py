@@ -113,6 +113,8 @@ def test_every_app_setting_reaches_the_pod_from_the_configmap(rendered: list[Man
         "PING_MAX_ROWS": "1000",
         "PING_MAX_BODY_BYTES": "1048576",
         "PING_ALLOW_VERSION_MISMATCH": "false",
+        "PING_TRUSTED_TYPES": "",
+        "PING_ALLOW_PICKLE": "false",
         "PING_DRAIN_SECONDS": "5",
         "PING_SHUTDOWN_GRACE_SECONDS": "15",
         "PING_BATCH_MAX_ROWS": "2048",

@@ -26,6 +26,8 @@ CONFIG_FIELDS = {
     "maxRows": "max_rows",
     "maxBodyBytes": "max_body_bytes",
     "allowVersionMismatch": "allow_version_mismatch",
+    "trustedTypes": "trusted_types",
+    "allowPickle": "allow_pickle",
     "drainSeconds": "drain_seconds",
     "shutdownGraceSeconds": "shutdown_grace_seconds",
     "batchMaxRows": "batch_max_rows",

@@ -13,6 +13,7 @@ import io
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tarfile
@@ -354,7 +355,8 @@ def test_dockerignore_keeps_dev_trees_out_of_the_context(engine: None) -> None:
     top = {n.split("/")[0] for n in context}
 
     assert {"requirements.lock", "training/train.py", "src/ping/serve.py"} <= context
-    assert not top & {".git", ".venv", ".tools", ".cache", "tests", "charts", "models"}
+    assert "models/README.md" in context  # artifact directories for the MODEL_DIR build arg
+    assert not top & {".git", ".venv", ".tools", ".cache", "tests", "charts"}
     assert not [n for n in context if "__pycache__" in n or n.endswith(".pyc")]
 
 
@@ -492,3 +494,50 @@ def test_docker_stop_ends_it_gracefully_within_the_grace_period(
     assert state["ExitCode"] == 0, f"exit code {state['ExitCode']}:\n{started.logs()}"
     assert not state["OOMKilled"]
     assert elapsed < deadline, f"took {elapsed:.1f}s; the kubelet kills after {deadline}s"
+
+
+def test_model_dir_build_argument_bakes_a_packaged_model_instead_of_iris(
+    image: dict[str, Any], pod: PodRun
+) -> None:
+    from sklearn.datasets import load_diabetes
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    from ping.package import package
+
+    name = f"image-test-regressor-{os.getpid()}"
+    artifact = REPO / "models" / name
+    data = load_diabetes(as_frame=True)
+    regressor = GradientBoostingRegressor(n_estimators=20, max_depth=2, random_state=0)
+    package(regressor.fit(data.data, data.target), artifact, name="diabetes")
+    tag = f"ping-own-model:{os.getpid()}"
+    container_id = ""
+    try:
+        flags = shlex.split(os.environ.get("DOCKER_BUILD_FLAGS", ""))
+        docker("build", *flags, "--build-arg", f"MODEL_DIR=models/{name}", "-t", tag, str(REPO),
+               timeout=900)  # fmt: skip
+        # The chart's env would point at the iris directory; the image's own ENV is tested.
+        env = [
+            f for k, v in pod.env.items() if k != "PING_MODEL_DIR" for f in ("--env", f"{k}={v}")
+        ]
+        container_id = docker(
+            "run", "--detach", *pod.flags, *env, "--publish", f"127.0.0.1::{pod.port}", tag,
+            *pod.argv,
+        ).strip()  # fmt: skip
+        binding = inspect(container_id, "container")["NetworkSettings"]["Ports"]
+        host = binding[f"{pod.port}/tcp"][0]
+        started = Container(container_id, f"http://{host['HostIp']}:{host['HostPort']}", pod)
+        started.wait_ready()
+        sample = httpx.get(f"{started.url}/metadata", timeout=5).json()["sample"]
+        answer = httpx.post(f"{started.url}/predict", json=sample["request"], timeout=5).json()
+        baked = docker("exec", container_id, "ls", "/app/models").split()
+        config_env = dict(e.split("=", 1) for e in inspect(tag)["Config"]["Env"])
+    finally:
+        if container_id:
+            docker("rm", "--force", container_id, check=False)
+        docker("rmi", "--force", tag, check=False)
+        shutil.rmtree(artifact, ignore_errors=True)
+
+    assert config_env["PING_MODEL_DIR"] == f"/app/models/{name}"
+    assert baked == [name]  # iris is not trained into it
+    assert answer.keys() == sample["response"].keys()
+    assert answer["predictions"] == pytest.approx(sample["response"]["predictions"], rel=1e-9)

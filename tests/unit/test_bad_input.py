@@ -110,7 +110,7 @@ CASES = [
         "model",
         "Extra inputs are not permitted",
     ),
-    ("features not a list", b'{"features": 5.1}', JSON, 422, "features", "valid array"),
+    ("features not a row", b'{"features": 5.1}', JSON, 422, "features", "list of values"),
     ("body not an object", b"[5.1, 3.5, 1.4, 0.2]", JSON, 422, "body", "should be an object"),
     (
         "non-boolean option",

@@ -24,7 +24,7 @@ from tests.unit.live_server import start_server, wait_ready
 from training.train import train
 
 from ping.app import create_app
-from ping.batching import MicroBatcher, Prediction
+from ping.batching import MicroBatcher, Prediction, RowRefused
 from ping.errors import ModelNotReady
 from ping.metrics import Metrics
 from ping.model import ForestPath, Model, load_model
@@ -183,7 +183,9 @@ def test_a_row_that_makes_the_model_raise_fails_only_its_caller(forest: Model) -
 
     (first, failed, last), _ = run(forest, scenario)
 
-    assert isinstance(failed, ValueError)
+    assert isinstance(failed, RowRefused)
+    assert failed.row == 0
+    assert "too large" in failed.reason
     assert isinstance(first, Prediction)
     assert isinstance(last, Prediction)
     assert np.array_equal(first.labels, forest.estimator.predict(good[0]))

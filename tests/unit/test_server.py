@@ -66,13 +66,13 @@ def test_tampered_model_fails_start_with_one_clear_line(model_dir: Path, tmp_pat
     artifact = tmp_path / "tampered"
     artifact.mkdir()
     (artifact / "metadata.json").write_bytes((model_dir / "metadata.json").read_bytes())
-    (artifact / "model.joblib").write_bytes((model_dir / "model.joblib").read_bytes() + b"x")
+    (artifact / "model.skops").write_bytes((model_dir / "model.skops").read_bytes() + b"x")
 
     code, stderr = _start_and_fail(artifact)
 
     assert code == 2
     assert stderr.count("\n") == 1
-    assert stderr.startswith(f"ping: cannot serve: {artifact}/model.joblib: sha256 ")
+    assert stderr.startswith(f"ping: cannot serve: {artifact}/model.skops: sha256 ")
     assert "does not match" in stderr
 
 
@@ -82,7 +82,8 @@ def test_missing_artifact_fails_start_with_one_clear_line(tmp_path: Path) -> Non
     assert code == 2
     assert (
         stderr == f"ping: cannot serve: {tmp_path}/nowhere/metadata.json: not found "
-        "(train a model with `make train`)\n"
+        f"(package a model with `pingctl package MODEL_FILE --output {tmp_path}/nowhere`, "
+        "or train the bundled one with `make train`)\n"
     )
 
 

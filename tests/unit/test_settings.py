@@ -50,3 +50,10 @@ def test_every_setting_is_documented_and_in_the_readme_config_table() -> None:
         assert field.description, f"{name} has no docstring"
         assert f"PING_{name.upper()}" in table, f"PING_{name.upper()} missing from README"
     assert len(table) == len(Settings.model_fields)
+
+
+def test_trusted_types_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PING_TRUSTED_TYPES", "mylib.Clip, mylib.text.Tokenizer,")
+
+    assert Settings().trusted_types == ("mylib.Clip", "mylib.text.Tokenizer")
+    assert Settings().allow_pickle is False

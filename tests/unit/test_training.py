@@ -4,11 +4,12 @@ import hashlib
 import json
 from pathlib import Path
 
-import joblib
 import pytest
 import sklearn
 from sklearn.datasets import load_iris
 from training.train import main, train
+
+from ping.model import load_model
 
 pytestmark = pytest.mark.unit
 
@@ -18,8 +19,8 @@ def test_same_seed_gives_identical_predictions(tmp_path: Path) -> None:
     train(tmp_path / "b", seed=7)
     data = load_iris().data
 
-    first = joblib.load(tmp_path / "a" / "model.joblib")
-    second = joblib.load(tmp_path / "b" / "model.joblib")
+    first = load_model(tmp_path / "a").estimator
+    second = load_model(tmp_path / "b").estimator
 
     assert (first.predict_proba(data) == second.predict_proba(data)).all()
 
@@ -34,8 +35,9 @@ def test_metadata_records_what_serving_needs(model_dir: Path) -> None:
     assert metadata["classes"] == [0, 1, 2]
     assert metadata["class_names"] == ["setosa", "versicolor", "virginica"]
     assert metadata["metrics"]["accuracy"] > 0.85
-    assert {"created_at", "python_version", "joblib_version"} <= set(metadata)
-    digest = hashlib.sha256((model_dir / "model.joblib").read_bytes()).hexdigest()
+    assert metadata["model_file"] == "model.skops"
+    assert {"created_at", "python_version", "numpy_version", "skops_version"} <= set(metadata)
+    digest = hashlib.sha256((model_dir / "model.skops").read_bytes()).hexdigest()
     assert metadata["sha256"] == digest
 
 
@@ -47,8 +49,8 @@ def test_cli_trains_a_forest_and_honours_source_date_epoch(
     assert main(["--output-dir", str(tmp_path), "--estimator", "forest", "--name", "f"]) == 0
 
     metadata = json.loads((tmp_path / "metadata.json").read_text())
-    assert metadata["estimator"] == "forest"
+    assert metadata["training"] == {"recipe": "forest", "seed": 42}
     assert metadata["name"] == "f"
     assert metadata["created_at"] == "2023-11-14T22:13:20+00:00"
-    model = joblib.load(tmp_path / "model.joblib")
+    model = load_model(tmp_path).estimator
     assert len(model.named_steps["classifier"].estimators_) == 100
