@@ -51,7 +51,7 @@ def loaded_model(request: Request) -> Model:
     summary="Predict one row or a batch",
     response_model=PredictResponse,
     response_model_exclude_none=True,
-    responses={400: _PROBLEM, 413: _PROBLEM, 415: _PROBLEM, 422: _PROBLEM, 503: _PROBLEM},
+    responses={n: _PROBLEM for n in (400, 408, 413, 415, 422, 503)},
     # The body is read and validated by hand (415/413/400 first, then the schema),
     # so its schema is declared for /docs here rather than as a parameter.
     openapi_extra={
@@ -69,7 +69,9 @@ async def predict(request: Request) -> Response:
     settings = request.app.state.settings
     schema: InputSchema = request.app.state.input_schema
     with request.app.state.tracing.span("ping.validate"):
-        body = await read_body(request, schema.body, settings.max_body_bytes)
+        body = await read_body(
+            request, schema.body, settings.max_body_bytes, timeout=settings.body_timeout_seconds
+        )
         if body.return_probabilities and not model.supports_probabilities:
             raise InvalidInput.for_field("return_probabilities", "this model has no predict_proba")
         if body.return_class_names and not model.is_classifier:

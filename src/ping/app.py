@@ -4,10 +4,12 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
 
-import orjson
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -16,18 +18,14 @@ import ping
 from ping import api, v2
 from ping.batching import MicroBatcher
 from ping.check import open_model, self_check
-from ping.errors import (
-    PROBLEM_JSON,
-    MethodNotAllowed,
-    NotFound,
-    PingError,
-    from_error_list,
-)
+from ping.docs import add_docs
+from ping.errors import MethodNotAllowed, NotFound, PingError, from_error_list, render
 from ping.health import Readiness
 from ping.inputs import InputSchema
 from ping.metrics import Metrics
-from ping.middleware import ObservabilityMiddleware
+from ping.middleware import HeadAsGet, ObservabilityMiddleware
 from ping.model import Model, version_problem
+from ping.openapi import describe_input, hoist_defs
 from ping.settings import Settings
 from ping.tracing import Tracing, load_tracing
 
@@ -67,6 +65,7 @@ def create_app(
             metrics,
             max_rows=settings.batch_max_rows,
             max_wait_us=settings.batch_max_wait_us,
+            max_queued_rows=settings.max_queued_rows,
             tracing=tracing,
         )
         # What exists now (imports, the model) lives as long as the process. Freezing it
@@ -103,6 +102,11 @@ def create_app(
         version=ping.__version__,
         summary="A fast, safe scikit-learn inference service.",
         lifespan=lifespan,
+        # Off: a slash redirect is built from the Host header (an open redirect).
+        redirect_slashes=False,
+        openapi_url="/openapi.json" if settings.docs else None,
+        docs_url=None,  # served by ping.docs, from the installed package
+        redoc_url=None,
         telemetry=tracing.telemetry(),
     )
     app.state.settings = settings
@@ -112,16 +116,23 @@ def create_app(
     app.state.model = None
     app.include_router(api.router)
     app.include_router(v2.router)
+    if settings.docs:
+        add_docs(app)
+        app.openapi = partial(openapi, app)  # type: ignore[method-assign]
+    app.add_middleware(HeadAsGet)
+    # Outermost, so that unexpected errors (500) get a request id and one log line too.
     app.add_middleware(ObservabilityMiddleware, metrics=metrics, access_log=settings.access_log)
     app.add_exception_handler(PingError, problem_response)
     app.add_exception_handler(RequestValidationError, problem_response)
     app.add_exception_handler(HTTPException, problem_response)
-    app.add_exception_handler(Exception, problem_response)
     return app
 
 
 async def problem_response(request: Request, exc: Exception) -> Response:
-    """The single error handler: every error becomes one problem+json shape."""
+    """The error handler for expected errors: each becomes one problem+json shape.
+
+    Unexpected exceptions are answered (500) and logged by ObservabilityMiddleware.
+    """
     error: PingError
     if isinstance(exc, PingError):
         error = exc
@@ -130,17 +141,40 @@ async def problem_response(request: Request, exc: Exception) -> Response:
     elif isinstance(exc, HTTPException) and exc.status_code == 404:
         error = NotFound(f"no route {request.url.path}; see /docs")
     elif isinstance(exc, HTTPException) and exc.status_code == 405:
-        error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
-    elif isinstance(exc, HTTPException):
-        error = PingError(str(exc.detail), status=exc.status_code)
+        allowed = (exc.headers or {}).get("Allow", "")
+        if "GET" in allowed.split(", "):
+            allowed += ", HEAD"  # HeadAsGet answers HEAD wherever GET works
+        error = MethodNotAllowed(
+            f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}",
+            headers={"Allow": allowed},
+        )
     else:
-        logger.exception("unhandled error", exc_info=exc)
-        error = PingError("internal error; the request id identifies it in the logs")
-    body = error.body(request.url.path, getattr(request.state, "request_id", None))
-    media_type = PROBLEM_JSON
-    if request.url.path.startswith("/v2"):
-        # The Open Inference Protocol's `error` member; and plain JSON, because KServe's
-        # client reads `error` only from an application/json body.
-        body["error"] = error.detail
-        media_type = "application/json"
-    return Response(orjson.dumps(body), error.status, media_type=media_type)
+        assert isinstance(exc, HTTPException)
+        error = PingError(str(exc.detail), status=exc.status_code, headers=exc.headers)
+    body, media_type = render(error, request.url.path, getattr(request.state, "request_id", None))
+    return Response(body, error.status, headers=dict(error.headers), media_type=media_type)
+
+
+def openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema, with the request bodies' ``$defs`` moved to ``components``.
+
+    The bodies are declared by hand (they are read by ping.validation, not by FastAPI),
+    and pydantic writes their nested models under ``$defs`` with refs relative to the
+    body schema: at the document's root those refs would dangle.
+    """
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            routes=app.routes,
+        )
+        model: Model | None = app.state.model
+        if model is None:  # not loaded (yet): the generic document, not cached
+            return hoist_defs(schema)
+        app.openapi_schema = describe_input(
+            hoist_defs(schema),
+            n_features=model.metadata.n_features,
+            max_rows=app.state.settings.max_rows,
+        )
+    return app.openapi_schema

@@ -270,10 +270,21 @@ def skops_io() -> ModuleType:
 
 
 def _load_skops(path: Path, trusted_types: Sequence[str]) -> Any:
+    """Load a skops file trusting only what ``is_trusted`` or the operator allows.
+
+    The trust list is read from the file's schema, which is cheap; skops itself then
+    refuses anything in the file outside that list and its own defaults, so the
+    schema walk only decides what to allow, never what gets through unseen.
+    """
     skops = skops_io()
-    found = skops.get_untrusted_types(file=path)
-    refused = [name for name in found if name not in trusted_types and not is_trusted(name)]
-    if refused:
+    with zipfile.ZipFile(path) as archive:
+        names = _type_names(json.loads(archive.read("schema.json")))
+    trusted = sorted(n for n in names if n in trusted_types or is_trusted(n))
+    try:
+        estimator = skops.load(path, trusted=trusted)
+    except sys.modules["skops.io.exceptions"].UntrustedTypesFoundException:
+        found = skops.get_untrusted_types(file=path)  # only to name what is refused
+        refused = [name for name in found if name not in trusted] or found
         more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
         advice = (
             "its node indices are not bounds-checked: add it to PING_TRUSTED_TYPES only "
@@ -283,13 +294,27 @@ def _load_skops(path: Path, trusted_types: Sequence[str]) -> Any:
         )
         raise ArtifactError(
             f"{path}: contains type {refused[0]}{more}, which is not trusted; {advice}"
-        )
-    estimator = skops.load(path, trusted=found)
-    if TREE in found and TREE not in trusted_types:
+        ) from None
+    if TREE in names and TREE not in trusted_types:
         problem = check_trees(estimator)
         if problem:
             raise ArtifactError(f"{path}: refused: {problem}")
     return estimator
+
+
+def _type_names(schema: Any) -> set[str]:
+    """Every ``module.name`` a skops schema refers to (classes, functions, types)."""
+    names: set[str] = set()
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("__module__"), str) and isinstance(node.get("__class__"), str):
+                names.add(f"{node['__module__']}.{node['__class__']}")
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return names
 
 
 def check_trees(estimator: Any) -> str | None:

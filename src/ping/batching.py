@@ -8,6 +8,10 @@ that accepts connections and answers probes: scikit-learn's own forest predict
 Under load the hop costs nothing measurable (the same CPU per request either way,
 for both bench models); a lone request pays ~0.1 ms for it.
 
+Backpressure: past ``max_queued_rows`` rows waiting, a new request is refused at once
+with 503 and ``Retry-After`` (a queue that only grows is latency that only grows); a
+request arriving at an empty queue is always taken, whatever its size.
+
 A lone request waits for nobody: a batch is whatever queued while the previous
 call ran, plus at most ``max_wait_us`` after its oldest request arrived when that
 is set above zero. A full batch (``max_rows``) goes at once.
@@ -23,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ping.errors import ModelNotReady
+from ping.errors import ModelNotReady, Overloaded
 from ping.metrics import Metrics
 from ping.model import Model
 from ping.tracing import Tracing, Waiting
@@ -66,6 +70,7 @@ class MicroBatcher:
         *,
         max_rows: int,
         max_wait_us: int,
+        max_queued_rows: int,
         tracing: Tracing | None = None,
     ) -> None:
         self._model = model
@@ -73,6 +78,7 @@ class MicroBatcher:
         self._call_seconds = metrics.model_call.labels(model.metadata.name)
         self._tracing = tracing or Tracing()
         self._max_rows = max_rows
+        self._max_queued_rows = max_queued_rows
         self._max_wait = max_wait_us / 1_000_000
         self._queue: deque[_Job] = deque()
         self._queued_rows = 0
@@ -89,6 +95,12 @@ class MicroBatcher:
         """Predict ``rows`` (already validated) in the next batch."""
         if self._closing:
             raise ModelNotReady("shutting down: no new predictions are accepted")
+        if self._queue and self._queued_rows + len(rows) > self._max_queued_rows:
+            self._metrics.shed.inc()
+            raise Overloaded(
+                f"overloaded: {self._queued_rows} rows are already waiting for the model "
+                f"(PING_MAX_QUEUED_ROWS={self._max_queued_rows}); retry shortly"
+            )
         loop = asyncio.get_running_loop()
         waiting = self._tracing.capture(len(rows))
         job = _Job(rows, want_probabilities, loop.create_future(), loop.time(), waiting)

@@ -3,11 +3,16 @@
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
+from types import MappingProxyType
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 PROBLEM_JSON = "application/problem+json"
+# An error body lists at most this many problems, then counts the rest: its size stays
+# bounded whatever the request (a 1 MB body of bad cells gets a ~1 kB answer).
+MAX_LISTED_ERRORS = 10
 
 
 @dataclass(frozen=True)
@@ -24,12 +29,24 @@ class PingError(Exception):
     status = 500
     title = "Internal Server Error"
 
+    headers: Mapping[str, str] = MappingProxyType({})
+
     def __init__(
-        self, detail: str, errors: Sequence[FieldError] = (), *, status: int | None = None
+        self,
+        detail: str,
+        errors: Sequence[FieldError] = (),
+        *,
+        status: int | None = None,
+        omitted: int = 0,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
-        self.errors = tuple(errors)
+        self.errors = tuple(errors[:MAX_LISTED_ERRORS])
+        # Problems found but not listed; validation may also stop before finding them all.
+        self.omitted = omitted + max(0, len(errors) - MAX_LISTED_ERRORS)
+        if headers is not None:
+            self.headers = headers
         if status is not None:  # for HTTP errors raised by the framework itself
             self.status = status
             self.title = HTTPStatus(status).phrase
@@ -50,6 +67,8 @@ class PingError(Exception):
         }
         if self.errors:
             body["errors"] = [{"field": e.field, "reason": e.reason} for e in self.errors]
+        if self.omitted:
+            body["more_errors"] = self.omitted
         if request_id is not None:
             body["request_id"] = request_id
         return body
@@ -68,6 +87,13 @@ class NotFound(PingError):
 class MethodNotAllowed(PingError):
     status = 405
     title = "Method Not Allowed"
+
+
+class RequestTimeout(PingError):
+    status = 408
+    title = "Request Timeout"
+    # The rest of the body may still be on its way: the connection cannot be reused.
+    headers = MappingProxyType({"Connection": "close"})
 
 
 class PayloadTooLarge(PingError):
@@ -92,6 +118,14 @@ class ModelNotReady(PingError):
 
 # The tags schemas.py routes a row's validation by (positional or named); not a path step.
 _ROW_TAGS = frozenset(("[row]", "{row}"))
+
+
+class Overloaded(PingError):
+    """Backpressure: the model's queue is full; the client should retry shortly."""
+
+    status = 503
+    title = "Service Unavailable"
+    headers = MappingProxyType({"Retry-After": "1"})
 
 
 def json_path(loc: Sequence[int | str]) -> str:
@@ -136,6 +170,17 @@ def from_validation_error(exc: ValidationError) -> PingError:
     )
 
 
+def render(error: PingError, path: str, request_id: str | None) -> tuple[bytes, str]:
+    """The response body and media type for ``error`` on ``path``."""
+    body = error.body(path, request_id)
+    if path.startswith("/v2"):
+        # The Open Inference Protocol's `error` member; and plain JSON, because KServe's
+        # client reads `error` only from an application/json body.
+        body["error"] = error.detail
+        return orjson.dumps(body), "application/json"
+    return orjson.dumps(body), PROBLEM_JSON
+
+
 def from_error_list(errors: Sequence[Mapping[str, Any]]) -> PingError:
     """Pydantic-style error dicts (``type``, ``loc``, ``msg``) as one PingError."""
     if any(e["type"] == "json_invalid" for e in errors):
@@ -143,7 +188,15 @@ def from_error_list(errors: Sequence[Mapping[str, Any]]) -> PingError:
             f"request body is not valid JSON: {errors[0]['msg']}",
             [FieldError("body", errors[0]["msg"])],
         )
-    fields = [FieldError(json_path(e["loc"]), e["msg"]) for e in _one_row_form(errors)]
+    kept = _one_row_form(errors)
+    fields = [FieldError(json_path(e["loc"]), e["msg"]) for e in kept[:MAX_LISTED_ERRORS]]
+    return invalid(fields, omitted=len(kept) - len(fields))
+
+
+def invalid(fields: Sequence[FieldError], *, omitted: int = 0) -> InvalidInput:
+    """One 422 for several field problems: the first few in ``detail``, all listed up to
+    MAX_LISTED_ERRORS, and a count of the ``omitted`` rest."""
     summary = "; ".join(f"{f.field}: {f.reason}" for f in fields[:3])
-    more = f" (and {len(fields) - 3} more)" if len(fields) > 3 else ""
-    return InvalidInput(f"invalid request: {summary}{more}", fields)
+    rest = len(fields) - 3 + omitted
+    more = f" (and {rest} more)" if rest > 0 else ""
+    return InvalidInput(f"invalid request: {summary}{more}", fields, omitted=omitted)

@@ -18,7 +18,7 @@ import numpy as np
 from ping.artifact import Column, ModelMetadata
 from ping.errors import FieldError, InvalidInput
 from ping.model import FLOAT32_MAX
-from ping.schemas import MixedPredictRequest, PredictRequest
+from ping.schemas import PredictRequest
 from ping.validation import check_row_count, rows_to_array
 
 CellField = Callable[[int, int], str]  # (row, column) -> the JSON path a client sent it at
@@ -45,8 +45,8 @@ class InputSchema:
 
     @property
     def body(self) -> type[PredictRequest]:
-        """The ``POST /predict`` body model: numbers only, unless a column takes more."""
-        return MixedPredictRequest if self.frame else PredictRequest
+        """The ``POST /predict`` body model; cells are checked by column afterwards."""
+        return PredictRequest
 
 
 def request_input(

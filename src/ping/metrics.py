@@ -78,7 +78,8 @@ class Metrics:
         # HTTP, counted by ObservabilityMiddleware.
         self.requests = Counter(
             "ping_requests",
-            "HTTP requests by route template, method and status.",
+            "HTTP requests by route template, method and status "
+            "(499: the client closed the connection before the answer).",
             ["route", "method", "status"],
             registry=self.registry,
         )
@@ -135,6 +136,13 @@ class Metrics:
             "ping_predictions",
             "Predicted rows by class name (classifiers).",
             ["class_name"],
+            registry=self.registry,
+        )
+
+        self.shed = Counter(
+            "ping_requests_shed",
+            "Predictions refused with 503 because the model's queue was full "
+            "(PING_MAX_QUEUED_ROWS).",
             registry=self.registry,
         )
 

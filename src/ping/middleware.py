@@ -1,4 +1,5 @@
-"""Per-request bookkeeping: request id, metrics and one JSON access-log line.
+"""Per-request bookkeeping: request id, metrics, one JSON access-log line, and the
+answer to any error nothing else caught (500, or 499 for a client that went away).
 
 A pure ASGI middleware: Starlette's BaseHTTPMiddleware would cost a task and a
 stream per request, a real share of a sub-millisecond request.
@@ -9,11 +10,18 @@ import re
 import time
 import uuid
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ping.errors import PingError, render
 from ping.metrics import Metrics
 
 access_logger = logging.getLogger("ping.access")
+logger = logging.getLogger("ping")
+
+# The status recorded (metrics, access log) for a request whose client closed the
+# connection before the answer, as nginx does: no response is sent, and it is no 500.
+CLIENT_CLOSED_REQUEST = 499
 
 # A client's id is echoed back and logged, so only accept a short, printable token.
 _CLIENT_ID = re.compile(rb"[A-Za-z0-9._:/+=-]{1,128}")
@@ -35,12 +43,14 @@ class ObservabilityMiddleware:
         request_id = _request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500  # what the client gets if the app dies before answering
+        started_response = False
         self.metrics.in_flight.inc()
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
                 status = message["status"]
+                started_response = True
                 message["headers"] = [
                     *message.get("headers", ()),
                     (b"x-request-id", request_id.encode()),
@@ -49,6 +59,15 @@ class ObservabilityMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            status = CLIENT_CLOSED_REQUEST
+            logger.info("client disconnected", extra={"request_id": request_id})
+        except Exception:
+            # The one log line (traceback included) for an unexpected error; it is not
+            # re-raised, so neither Starlette nor uvicorn logs it a second time.
+            logger.exception("unhandled error", extra={"request_id": request_id})
+            if not started_response:
+                await _send_internal_error(scope["path"], request_id, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             self.metrics.in_flight.dec()
@@ -67,6 +86,27 @@ class ObservabilityMiddleware:
                         "request_id": request_id,
                     },
                 )
+
+
+async def _send_internal_error(path: str, request_id: str, send: Send) -> None:
+    error = PingError("internal error; the request id identifies it in the logs")
+    body, media_type = render(error, path, request_id)
+    headers = [(b"content-type", media_type.encode()), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": 500, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class HeadAsGet:
+    """Answers ``HEAD`` wherever ``GET`` works: the app sees a GET, and uvicorn, which
+    still holds the original HEAD scope, sends the headers without the body."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "HEAD":
+            scope = {**scope, "method": "GET"}
+        await self.app(scope, receive, send)
 
 
 def _request_id(scope: Scope) -> str:

@@ -2,34 +2,53 @@
 
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, Tag, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Tag,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
-# Strict: booleans and numeric strings are refused rather than coerced, and
-# NaN/Infinity (which Python's json accepts) are refused as non-finite.
-Feature = Annotated[float, Field(strict=True, allow_inf_nan=False)]
-
+# Cells are checked by ping.validation, not here: row count and width first, then every
+# cell at C speed, so a megabyte of bad cells costs milliseconds and a short error list
+# (pydantic would build one error per cell). Strict all the same: booleans, strings and
+# null are refused rather than coerced, and NaN/Infinity are refused as non-finite.
+# The served model's width and PING_MAX_ROWS are added to /openapi.json by ping.openapi.
 # A row is positional (a list, in the model's feature order) or named (an object keyed
-# by feature name). The tags label the two forms in validation errors, which
-# ping.errors reduces to the form the client sent; they are not a path step.
+# by feature name); cells may be strings, booleans or null where a column takes them
+# (ping.inputs). The tags label the two forms in validation errors, which ping.errors
+# reduces to the form the client sent; they are not a path step.
 POSITIONAL, NAMED = "[row]", "{row}"
-
-NumericRow = Annotated[list[Feature], Tag(POSITIONAL)] | Annotated[dict[str, Feature], Tag(NAMED)]
-# For models fitted on a DataFrame: any JSON scalar, checked per column by ping.inputs.
-MixedRow = Annotated[list[Any], Tag(POSITIONAL)] | Annotated[dict[str, Any], Tag(NAMED)]
+_NUMBER = {"type": "number"}
+_ROW_SCHEMA = {
+    "oneOf": [
+        {"type": "array", "items": _NUMBER},
+        {"type": "object", "additionalProperties": True},
+    ]
+}
+_ROW = Annotated[list[Any], Tag(POSITIONAL)] | Annotated[dict[str, Any], Tag(NAMED)]
+Row = Annotated[_ROW | None, WithJsonSchema(_ROW_SCHEMA)]
+Rows = Annotated[list[_ROW] | None, WithJsonSchema({"type": "array", "items": _ROW_SCHEMA})]
 
 
 class PredictRequest(BaseModel):
     """Exactly one of ``features`` (one row) or ``instances`` (a batch of rows)."""
 
     # Unknown fields are refused, so a misspelt option is an error, not silently ignored.
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"oneOf": [{"required": ["features"]}, {"required": ["instances"]}]},
+    )
 
-    features: NumericRow | None = Field(
+    features: Row = Field(
         default=None,
         description="One row: a list in feature order, or an object keyed by feature name.",
         examples=[[5.1, 3.5, 1.4, 0.2]],
     )
-    instances: list[NumericRow] | None = Field(
+    instances: Rows = Field(
         default=None,
         description="A batch of rows, each a list or an object.",
         examples=[[[5.1, 3.5, 1.4, 0.2]]],
@@ -40,6 +59,13 @@ class PredictRequest(BaseModel):
     return_class_names: bool = Field(
         default=False, strict=True, description="Add the predicted class names."
     )
+
+    @field_validator("features", "instances", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:  # absent is fine; an explicit null is no array
+            raise ValueError("Input should be a valid array")
+        return value
 
     @model_validator(mode="after")
     def _exactly_one_input(self) -> Self:
@@ -56,19 +82,6 @@ class PredictRequest(BaseModel):
     def field(self) -> str:
         """The body member the rows came from, for error messages."""
         return "features" if self.features is not None else "instances"
-
-
-class MixedPredictRequest(PredictRequest):
-    """``POST /predict`` for a model fitted on a DataFrame: cells may be numbers, strings,
-    booleans or null, as each column's kind allows."""
-
-    features: MixedRow | None = Field(
-        default=None,
-        description="One row: a list in column order, or an object keyed by column name.",
-    )
-    instances: list[MixedRow] | None = Field(
-        default=None, description="A batch of rows, each a list or an object."
-    )
 
 
 class PredictResponse(BaseModel):
@@ -112,7 +125,7 @@ class V2InputTensor(BaseModel):
         "one tensor per column",
         examples=["input-0"],
     )
-    shape: list[Annotated[int, Field(strict=True, ge=0)]] = Field(examples=[[1, 4]])
+    shape: list[Annotated[int, Field(strict=True, ge=0)]] = Field(max_length=8, examples=[[1, 4]])
     datatype: V2Datatype
     parameters: dict[str, Any] | None = None
     data: list[Any] | None = Field(
@@ -130,8 +143,7 @@ class V2RequestedOutput(BaseModel):
 
 
 class V2InferRequest(BaseModel):
-    """``inputs`` holds one ``[rows, n_features]`` tensor, or one ``[rows]`` tensor per
-    column; ``outputs`` picks what comes back."""
+    """``inputs`` holds one ``[rows, n_features]`` tensor; ``outputs`` picks what comes back."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -139,9 +151,12 @@ class V2InferRequest(BaseModel):
     # KServe's Python client sends the model name in the body too.
     model_name: str | None = Field(default=None, description="If given, must match the URL.")
     parameters: dict[str, Any] | None = None
-    inputs: list[V2InputTensor]
+    # Bounded, so that a body of many bad tensors gets a short answer quickly.
+    inputs: list[V2InputTensor] = Field(max_length=16)
     outputs: list[V2RequestedOutput] | None = Field(
-        default=None, description="Default: every output (`predict` and `predict_proba`)."
+        default=None,
+        max_length=16,
+        description="Default: every output (`predict` and `predict_proba`).",
     )
 
 

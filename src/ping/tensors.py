@@ -2,25 +2,27 @@
 
 The per-column form is MLServer's pandas-codec convention: each input is named by a
 column, shaped ``[rows]`` or ``[rows, 1]``, BYTES for strings and BOOL for booleans.
+For the one tensor, the shape is checked before the data, and the data's length or
+nesting before any value, so a large malformed tensor is refused without looking at
+its values.
 """
 
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from pydantic import TypeAdapter, ValidationError
 
-from ping.errors import InvalidInput, from_error_list
+from ping.errors import FieldError, InvalidInput, invalid
 from ping.inputs import InputSchema, columns_input
-from ping.schemas import Feature, V2InputTensor
-from ping.validation import check_float32_range, check_matrix_shape, check_row_count
+from ping.schemas import V2InputTensor
+from ping.validation import CellField, cells_to_matrix, check_matrix_shape, check_row_count
 
 _INT_RANGES = {
-    name: np.iinfo(getattr(np, name.lower()))
+    name: (int(np.iinfo(name.lower()).min), int(np.iinfo(name.lower()).max))
     for name in ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
 }
-_FLAT = TypeAdapter(list[Feature])
-_NESTED = TypeAdapter(list[list[Feature]])
+# float64 holds every integer below this exactly; past it, range checks use the JSON value.
+_EXACT_IN_FLOAT64 = 2.0**53
 _BINARY_PARAMETERS = ("binary_data_size", "shared_memory_region")
 _KIND_DATATYPES = {"string": {"BYTES"}, "boolean": {"BOOL"}}
 _NUMERIC = {"FP32", "FP64", *_INT_RANGES}
@@ -101,7 +103,7 @@ def _by_column(inputs: Sequence[V2InputTensor], schema: InputSchema, *, max_rows
 
 
 def _check_integer_cells(values: list[Any], datatype: str, field: str) -> None:
-    info = _INT_RANGES[datatype]
+    low, high = _INT_RANGES[datatype]
     for i, value in enumerate(values):
         if isinstance(value, bool) or value is None:
             continue
@@ -109,10 +111,10 @@ def _check_integer_cells(values: list[Any], datatype: str, field: str) -> None:
             raise InvalidInput.for_field(
                 f"{field}[{i}]", f"{datatype} data must be whole numbers, got {value}"
             )
-        if isinstance(value, int | float) and not info.min <= value <= info.max:
+        if isinstance(value, int | float) and not low <= value <= high:
             raise InvalidInput.for_field(
                 f"{field}[{i}]",
-                f"{value:g} is out of range for {datatype} [{info.min}, {info.max}]",
+                f"{value:g} is out of range for {datatype} [{low}, {high}]",
             )
 
 
@@ -146,56 +148,67 @@ def tensor_rows(inputs: Sequence[V2InputTensor], *, n_features: int, max_rows: i
                     f"{parameter}: binary and shared-memory tensors are not supported; {reason}"
                 )
         raise InvalidInput.for_field(field, reason)
-    nested = bool(tensor.data) and isinstance(tensor.data[0], list)
-    try:
-        values = (_NESTED if nested else _FLAT).validate_python(tensor.data)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_context=False, include_input=False)
-        raise from_error_list(
-            [{**e, "loc": ("inputs", 0, "data", *e["loc"])} for e in errors]
-        ) from None
-    try:
-        array = np.asarray(values, dtype=np.float64)
-    except ValueError:
-        raise InvalidInput.for_field(field, "nested rows have different lengths") from None
-    if array.ndim == 1 and array.size != n_rows * width:
-        needed = n_rows * width
-        reason = f"{array.size} values given, but shape [{n_rows}, {width}] holds {needed}"
-        raise InvalidInput.for_field(field, reason)
-    if array.ndim == 2 and array.shape != (n_rows, width):
-        got = list(array.shape)
+    data = tensor.data
+    cell_field: CellField
+    if data and isinstance(data[0], list):
+        _check_nesting(data, n_rows, width, field)
+        rows, cell_field = data, lambda r, c: f"{field}[{r}][{c}]"
+    else:
+        if len(data) != n_rows * width:
+            needed = n_rows * width
+            reason = f"{len(data)} values given, but shape [{n_rows}, {width}] holds {needed}"
+            raise InvalidInput.for_field(field, reason)
+        # One long row, so that cells are named by their flat index as they were sent.
+        rows, cell_field = [data], lambda r, c: f"{field}[{c}]"
+    matrix = cells_to_matrix(rows, cell_field)
+    _check_integers(matrix, rows, tensor.datatype, cell_field)
+    return matrix.reshape(n_rows, width)
+
+
+def _check_nesting(data: list[Any], n_rows: int, width: int, field: str) -> None:
+    if set(map(type, data)) != {list}:
+        problems = [
+            FieldError(f"{field}[{i}]", "Input should be a valid array")
+            for i, row in enumerate(data)
+            if not isinstance(row, list)
+        ]
+        raise invalid(problems)
+    lengths = set(map(len, data))
+    if len(lengths) > 1:
+        raise InvalidInput.for_field(field, "nested rows have different lengths")
+    if len(data) != n_rows or lengths != {width}:
+        got = [len(data), len(data[0])]
         raise InvalidInput.for_field(
             field, f"nested as {got}, but the shape is [{n_rows}, {width}]"
         )
-    _check_integers(array, tensor.datatype, field)
-    matrix = array.reshape(n_rows, width)
-    check_float32_range(
-        matrix,
-        lambda r, c: f"{field}[{r}][{c}]" if array.ndim == 2 else f"{field}[{r * width + c}]",
-    )
-    return matrix
 
 
-def _check_integers(array: np.ndarray, datatype: str, field: str) -> None:
-    """Refuse values an integer datatype cannot hold, naming the first one."""
+def _check_integers(
+    matrix: np.ndarray, rows: Sequence[Sequence[Any]], datatype: str, cell_field: CellField
+) -> None:
+    """Refuse values an integer datatype cannot hold, naming the first one.
+
+    Exact: float64 rounds integers past 2**53 (2**63 and 2**63 - 1 are the same float),
+    so those are compared as the JSON numbers that were sent.
+    """
     if datatype not in _INT_RANGES:
         return
-    info = _INT_RANGES[datatype]
-    fractional = array != np.trunc(array)
+    low, high = _INT_RANGES[datatype]
+    fractional = matrix != np.trunc(matrix)
     if fractional.any():
-        where, value = _first(array, fractional)
+        r, c = (int(i) for i in np.argwhere(fractional)[0])
         raise InvalidInput.for_field(
-            field + where, f"{datatype} data must be whole numbers, got {value}"
+            cell_field(r, c), f"{datatype} data must be whole numbers, got {matrix[r, c]}"
         )
-    outside = (array < info.min) | (array > info.max)
+    outside = (matrix < low) | (matrix > high)
+    big = np.abs(matrix) >= _EXACT_IN_FLOAT64
+    for r, c in np.argwhere(big):
+        value = rows[r][c]
+        outside[r, c] = not low <= value <= high  # Python compares int and float exactly
     if outside.any():
-        where, value = _first(array, outside)
+        r, c = (int(i) for i in np.argwhere(outside)[0])
+        value = rows[r][c]
+        shown = value if isinstance(value, int) else f"{value:g}"
         raise InvalidInput.for_field(
-            field + where, f"{value:g} is out of range for {datatype} [{info.min}, {info.max}]"
+            cell_field(r, c), f"{shown} is out of range for {datatype} [{low}, {high}]"
         )
-
-
-def _first(array: np.ndarray, mask: np.ndarray) -> tuple[str, float]:
-    """The JSON path suffix (``[1][2]``) and value of the first element where ``mask`` holds."""
-    index = tuple(int(i) for i in np.argwhere(mask)[0])
-    return "".join(f"[{i}]" for i in index), float(array[index])

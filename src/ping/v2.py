@@ -139,7 +139,7 @@ async def model_metadata(request: Request, name: str) -> Response:
     "predict and/or predict_proba out",
     response_model=V2InferResponse,
     response_model_exclude_none=True,
-    responses={n: _PROBLEM for n in (400, 404, 413, 415, 422, 503)},
+    responses={n: _PROBLEM for n in (400, 404, 408, 413, 415, 422, 503)},
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -157,7 +157,11 @@ async def infer(request: Request, name: str) -> Response:
     with request.app.state.tracing.span("ping.validate"):
         # tritonclient and KServe's client send infer bodies without a Content-Type.
         body = await read_body(
-            request, V2InferRequest, settings.max_body_bytes, untyped_is_json=True
+            request,
+            V2InferRequest,
+            settings.max_body_bytes,
+            timeout=settings.body_timeout_seconds,
+            untyped_is_json=True,
         )
         if body.model_name is not None and body.model_name != name:
             reason = f"the body names {body.model_name!r} but the URL names {name!r}"

@@ -1,22 +1,35 @@
 """The one input validator: request bodies and rows, for /predict and V2 alike."""
 
+import asyncio
+import math
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from itertools import chain
+from typing import Any, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from ping.errors import (
+    MAX_LISTED_ERRORS,
     FieldError,
     InvalidInput,
     PayloadTooLarge,
+    RequestTimeout,
     UnsupportedMediaType,
     from_validation_error,
+    invalid,
 )
 from ping.model import FLOAT32_MAX
 
 Body = TypeVar("Body", bound=BaseModel)
+CellField = Callable[[int, int], str]  # (row, column) -> the cell's JSON path
+
+# bool is not here: `true` is no feature value, though Python's bool is an int.
+_NUMBER_TYPES = frozenset({int, float})
+_NOT_NUMBER = "Input should be a valid number"
+_NOT_FINITE = "Input should be a finite number"
+_NOT_ARRAY = "Input should be a valid array"
 
 
 def _is_json(content_type: str) -> bool:
@@ -27,14 +40,27 @@ def _is_json(content_type: str) -> bool:
 
 
 async def read_body(
-    request: Request, schema: type[Body], max_bytes: int, *, untyped_is_json: bool = False
+    request: Request,
+    schema: type[Body],
+    max_bytes: int,
+    *,
+    timeout: float,
+    untyped_is_json: bool = False,
 ) -> Body:
-    """Read a JSON body of at most ``max_bytes`` and validate it against ``schema``.
+    """Read a JSON body of at most ``max_bytes`` within ``timeout`` seconds and validate
+    it against ``schema``.
 
-    Raises 415 for a non-JSON content type, 413 past the limit (without reading
-    further), 400 for malformed JSON and 422 naming each invalid field. With
-    ``untyped_is_json``, a body sent without any Content-Type is read as JSON.
+    Raises 415 for a non-JSON content type or any Content-Encoding but identity, 413
+    past the limit (without reading further), 408 past the deadline, 400 for malformed
+    JSON and 422 naming each invalid field. With ``untyped_is_json``, a body sent
+    without any Content-Type is read as JSON.
     """
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding != "identity":
+        reason = f"got {encoding!r}; send the body uncompressed (identity)"
+        raise UnsupportedMediaType(
+            f"Content-Encoding is not supported: {reason}", [FieldError("Content-Encoding", reason)]
+        )
     content_type = request.headers.get("content-type", "")
     if not _is_json(content_type) and not (untyped_is_json and not content_type):
         got = f"got {content_type!r}" if content_type else "no Content-Type was sent"
@@ -44,17 +70,37 @@ async def read_body(
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise _too_large(max_bytes)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise _too_large(max_bytes)
-        chunks.append(chunk)
+    # A body that has arrived whole (nearly all) is taken without arming a timer.
+    body, more = await _receive(request)
+    if more:
+        chunks = [body]
+        size = len(body)
+        try:
+            async with asyncio.timeout(timeout):
+                while more:
+                    chunk, more = await _receive(request)
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise _too_large(max_bytes)
+                    chunks.append(chunk)
+        except TimeoutError:
+            reason = f"the body took longer than {timeout:g}s to arrive (PING_BODY_TIMEOUT_SECONDS)"
+            raise RequestTimeout(reason, [FieldError("body", reason)]) from None
+        body = b"".join(chunks)
+    elif len(body) > max_bytes:
+        raise _too_large(max_bytes)
     try:
-        return schema.model_validate_json(b"".join(chunks))
+        return schema.model_validate_json(body)
     except ValidationError as exc:
         raise from_validation_error(exc) from None
+
+
+async def _receive(request: Request) -> tuple[bytes, bool]:
+    """One piece of the body and whether more follows; a client gone is ClientDisconnect."""
+    message = await request.receive()
+    if message["type"] == "http.disconnect":
+        raise ClientDisconnect()
+    return message.get("body", b""), message.get("more_body", False)
 
 
 def _too_large(max_bytes: int) -> PayloadTooLarge:
@@ -63,38 +109,101 @@ def _too_large(max_bytes: int) -> PayloadTooLarge:
 
 
 def rows_to_array(
-    rows: Sequence[Sequence[float]], *, n_features: int, max_rows: int, field: str, batch: bool
+    rows: Sequence[Any], *, n_features: int, max_rows: int, field: str, batch: bool
 ) -> np.ndarray:
-    """Check row count and width, then stack the rows into a float64 matrix.
+    """Check row count and width, then each cell, and stack the rows into a float64 matrix.
 
     ``field`` names the body member for error messages; ``batch`` says whether rows
     are addressed as ``field[i]`` (a batch) or as ``field`` itself (a single row).
     """
     check_row_count(len(rows), max_rows=max_rows, field=field)
-    errors = [
-        FieldError(f"{field}[{i}]" if batch else field, _width_reason(n_features, len(row)))
-        for i, row in enumerate(rows)
-        if len(row) != n_features
-    ]
-    if errors:
-        more = f" (and {len(errors) - 1} more rows)" if len(errors) > 1 else ""
-        raise InvalidInput(f"{errors[0].field}: {errors[0].reason}{more}", errors)
-    matrix = np.asarray(rows, dtype=np.float64)
-    check_float32_range(matrix, lambda r, c: f"{field}[{r}][{c}]" if batch else f"{field}[{c}]")
+    if set(map(type, rows)) != {list} or set(map(len, rows)) != {n_features}:
+        problems = [
+            FieldError(
+                f"{field}[{i}]" if batch else field,
+                _width_reason(n_features, len(row)) if isinstance(row, list) else _NOT_ARRAY,
+            )
+            for i, row in enumerate(rows)
+            if not isinstance(row, list) or len(row) != n_features
+        ]
+        raise invalid(problems)
+    return cells_to_matrix(rows, lambda r, c: f"{field}[{r}][{c}]" if batch else f"{field}[{c}]")
+
+
+def cells_to_matrix(rows: Sequence[Sequence[Any]], cell_field: CellField) -> np.ndarray:
+    """Rows of equal width, already checked, as a float64 matrix; or a 422 naming bad cells.
+
+    Each check runs over every cell at C speed, and the first failing check ends
+    validation: a Python loop runs only to name the first MAX_LISTED_ERRORS cells.
+    Numbers only (a boolean, string, null or list is refused), then finite values,
+    then float32's range.
+    """
+    if not set(map(type, chain.from_iterable(rows))) <= _NUMBER_TYPES:
+        raise _bad_cells(rows, cell_field)
+    try:
+        matrix = np.array(rows, dtype=np.float64)
+    except OverflowError:  # an integer literal past float64's range
+        matrix = np.array([[_to_float(v) for v in row] for row in rows], dtype=np.float64)
+    if not (np.abs(matrix) <= FLOAT32_MAX).all():  # one pass: false for NaN and ±inf too
+        not_finite = ~np.isfinite(matrix)
+        if not_finite.any():
+            raise _masked(not_finite, cell_field, lambda v: _NOT_FINITE)
+        check_float32_range(matrix, cell_field)
     return matrix
 
 
-def check_float32_range(matrix: np.ndarray, cell_field: Callable[[int, int], str]) -> None:
-    """Refuse the first value past float32's range, naming it by ``cell_field(row, column)``.
+def check_float32_range(matrix: np.ndarray, cell_field: CellField) -> None:
+    """Refuse values past float32's range, naming them by ``cell_field(row, column)``.
 
-    A forest would raise ValueError on it (a 500 if let through), so every model's input
-    is held to the range.
+    A forest would raise ValueError on them (a 500 if let through), so every model's
+    input is held to the range.
     """
     outside = np.abs(matrix) > FLOAT32_MAX
     if outside.any():
-        row, column = (int(i) for i in np.argwhere(outside)[0])
-        reason = f"{matrix[row, column]:g} is out of range: models compute in float32 (±3.4e38)"
-        raise InvalidInput.for_field(cell_field(row, column), reason)
+        raise _masked(
+            outside,
+            cell_field,
+            lambda v: f"{v:g} is out of range: models compute in float32 (±3.4e38)",
+            matrix,
+        )
+
+
+def _to_float(value: int | float) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        return math.copysign(math.inf, value)
+
+
+def _bad_cells(rows: Sequence[Sequence[Any]], cell_field: CellField) -> InvalidInput:
+    """The 422 for cells that are not numbers: the first few named, the rest counted."""
+    listed: list[FieldError] = []
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            if type(value) not in _NUMBER_TYPES:
+                listed.append(FieldError(cell_field(r, c), _NOT_NUMBER))
+                if len(listed) == MAX_LISTED_ERRORS:
+                    break
+        if len(listed) == MAX_LISTED_ERRORS:
+            break
+    cells = chain.from_iterable(rows)
+    n_bad = sum(len(row) for row in rows) - sum(map(_NUMBER_TYPES.__contains__, map(type, cells)))
+    return invalid(listed, omitted=n_bad - len(listed))
+
+
+def _masked(
+    mask: np.ndarray,
+    cell_field: CellField,
+    reason: Callable[[float], str],
+    values: np.ndarray | None = None,
+) -> InvalidInput:
+    """The 422 for the cells where ``mask`` holds: the first few named, the rest counted."""
+    where = np.argwhere(mask)[:MAX_LISTED_ERRORS]
+    listed = [
+        FieldError(cell_field(int(r), int(c)), reason(0.0 if values is None else values[r, c]))
+        for r, c in where
+    ]
+    return invalid(listed, omitted=int(np.count_nonzero(mask)) - len(listed))
 
 
 def check_row_count(n_rows: int, *, max_rows: int, field: str) -> None:

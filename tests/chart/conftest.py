@@ -200,13 +200,20 @@ GATEWAY_FEATURES: dict[str, Any] = {
 }
 
 # name -> (values files, values): every set the validation sweep renders.
+# What a values file's header says to --set with it: eks.yaml needs the clients' CIDRs.
+REQUIRED_SETS: dict[str, dict[str, Any]] = {
+    "eks.yaml": {"service": {"loadBalancerSourceRanges": ["203.0.113.0/24"]}}
+}
 VALUES_SETS: dict[str, tuple[tuple[Path, ...], dict[str, Any]]] = {
     "defaults": ((), {}),
     "all-features": ((), ALL_FEATURES),
     "escape-hatches": ((), ESCAPE_HATCHES),
     **{f"model-{name}": ((), values) for name, values in MODEL_SOURCES.items()},
     "gateway-features": ((), GATEWAY_FEATURES),
-    **{str(path): ((path,), {}) for path in PLATFORM_VALUES + CI_VALUES},
+    **{
+        str(path): ((path,), REQUIRED_SETS.get(path.name, {}))
+        for path in PLATFORM_VALUES + CI_VALUES
+    },
 }
 
 

@@ -7,13 +7,18 @@ from pathlib import Path
 import pytest
 
 from .conftest import CI_VALUES
-from .helm import Manifest, by_kind, main_container, one, render_chart
+from .helm import CHART_DIR, HelmError, Manifest, by_kind, main_container, one, render_chart
 
 pytestmark = pytest.mark.chart
 
 
+CLIENTS = ["203.0.113.0/24"]
+
+
 def render(values_file: str) -> list[Manifest]:
-    return render_chart(values_files=[values_file])
+    # eks.yaml needs the clients' CIDRs, as its header says.
+    values = {"service": {"loadBalancerSourceRanges": CLIENTS}} if "eks.yaml" in values_file else {}
+    return render_chart(values=values, values_files=[values_file])
 
 
 def pod_spec(objects: list[Manifest]) -> dict:  # type: ignore[type-arg]
@@ -40,7 +45,36 @@ def test_eks_gets_an_internet_facing_nlb_with_ip_targets_checking_readiness() ->
     assert annotations["service.beta.kubernetes.io/aws-load-balancer-nlb-target-type"] == "ip"
     readiness = main_container(objects)["readinessProbe"]["httpGet"]["path"]
     assert annotations["service.beta.kubernetes.io/aws-load-balancer-healthcheck-path"] == readiness
-    assert service["spec"]["loadBalancerSourceRanges"]
+    assert service["spec"]["loadBalancerSourceRanges"] == CLIENTS
+
+
+def test_eks_refuses_to_open_its_internet_facing_nlb_without_client_cidrs() -> None:
+    with pytest.raises(HelmError, match=r"loadBalancerSourceRanges is empty.*203\.0\.113\.0/24"):
+        render_chart(values_files=["values/eks.yaml"])
+    assert "0.0.0.0/0" not in (CHART_DIR / "values/eks.yaml").read_text().split("#")[0]
+
+
+@pytest.mark.parametrize("values_file", ["values/eks-alb.yaml", "values/gke.yaml"])
+def test_cloud_ingresses_publish_only_the_inference_api(values_file: str) -> None:
+    (rule,) = one(render(values_file), "Ingress")["spec"]["rules"]
+    paths = [(p["path"], p["pathType"]) for p in rule["http"]["paths"]]
+    assert paths == [("/predict", "Exact"), ("/v2", "Prefix")]
+
+
+@pytest.mark.parametrize(
+    ("values_file", "balancer_idle_seconds"),
+    [("values/eks.yaml", 0), ("values/eks-alb.yaml", 60), ("values/gke.yaml", 600)],
+)
+def test_cloud_values_turn_docs_off_and_outlast_the_balancer_idle_timeout(
+    values_file: str, balancer_idle_seconds: int
+) -> None:
+    env = {
+        key: value
+        for key, value in one(render(values_file), "ConfigMap")["data"].items()
+        if key.startswith("PING_")
+    }
+    assert env["PING_DOCS"] == "false"
+    assert float(env["PING_KEEP_ALIVE_SECONDS"]) > balancer_idle_seconds
 
 
 def test_eks_alb_gets_an_alb_ingress_with_ip_targets_checking_readiness() -> None:
@@ -114,3 +148,19 @@ def test_there_is_a_values_file_per_platform() -> None:
         for p in (Path(__file__).resolve().parents[2] / "charts/ping/values").glob("*.yaml")
     }
     assert {"kind", "eks", "gke"} <= names
+
+
+def test_the_readme_gke_tls_recipe_names_the_certificate_and_ip_on_the_ingress() -> None:
+    # The annotations README.md's "Install on GKE" passes with --set-string.
+    recipe = {
+        "networking.gke.io/managed-certificates": "ping-cert",
+        "kubernetes.io/ingress.global-static-ip-name": "ping-ip",
+    }
+    objects = render_chart(
+        values={"ingress": {"annotations": recipe}}, values_files=["values/gke.yaml"]
+    )
+    annotations = one(objects, "Ingress")["metadata"]["annotations"]
+    assert annotations == {"kubernetes.io/ingress.class": "gce", **recipe}
+    readme = (CHART_DIR.parent.parent / "README.md").read_text()
+    for key in recipe:
+        assert key.replace(".", "\\.") in readme

@@ -51,8 +51,16 @@ CASES = [
         "valid number",
     ),
     (
-        "nested list",
+        "nested list",  # the row's width is checked before its cells
         b'{"features": [[5.1, 3.5, 1.4, 0.2]]}',
+        JSON,
+        422,
+        "features",
+        "expected 4 features, got 1",
+    ),
+    (
+        "nested list of the right width",
+        b'{"features": [[5.1], 3.5, 1.4, 0.2]}',
         JSON,
         422,
         "features[0]",

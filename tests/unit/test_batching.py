@@ -25,7 +25,7 @@ from training.train import train
 
 from ping.app import create_app
 from ping.batching import MicroBatcher, Prediction, RowRefused
-from ping.errors import ModelNotReady
+from ping.errors import ModelNotReady, Overloaded
 from ping.metrics import Metrics
 from ping.model import ForestPath, Model, load_model
 from ping.settings import Settings
@@ -64,12 +64,19 @@ def run(
     *,
     max_rows: int = 1024,
     max_wait_us: int = 0,
+    max_queued_rows: int = 1_000_000,
 ) -> tuple[Any, Metrics]:
     """Run ``scenario`` against a started batcher in a fresh event loop; close it after."""
     metrics = Metrics()
 
     async def main() -> Any:
-        batcher = MicroBatcher(model, metrics, max_rows=max_rows, max_wait_us=max_wait_us)
+        batcher = MicroBatcher(
+            model,
+            metrics,
+            max_rows=max_rows,
+            max_wait_us=max_wait_us,
+            max_queued_rows=max_queued_rows,
+        )
         batcher.start()
         try:
             return await asyncio.wait_for(scenario(batcher), timeout=60)
@@ -169,6 +176,40 @@ def test_batches_are_cut_at_max_rows_but_a_larger_request_still_runs(logreg: Mod
     assert model_calls(metrics) == 4  # [2, 2] [2] [5] [1]
     for rows, result in zip(inputs, results, strict=True):
         assert np.array_equal(result.labels, logreg.estimator.predict(rows))
+
+
+def test_past_max_queued_rows_new_requests_are_shed_at_once_and_counted(logreg: Model) -> None:
+    inputs = [random_rows(n, seed=n) for n in (3, 2, 1, 1)]
+
+    async def scenario(batcher: MicroBatcher) -> list[Prediction | BaseException]:
+        # All four enter before the batcher runs: 3 rows wait, then 3 + 2 > 4 is refused,
+        # 3 + 1 fits, and then the queue is full.
+        calls = [batcher.predict(rows) for rows in inputs]
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    results, metrics = run(logreg, scenario, max_queued_rows=4)
+
+    assert [type(r).__name__ for r in results] == [
+        "Prediction",
+        "Overloaded",
+        "Prediction",
+        "Overloaded",
+    ]
+    assert all(r.status == 503 for r in results if isinstance(r, Overloaded))
+    assert metrics.registry.get_sample_value("ping_requests_shed_total") == 2
+
+
+def test_a_request_larger_than_the_queue_bound_still_runs_when_nothing_waits(
+    logreg: Model,
+) -> None:
+    rows = random_rows(10)
+
+    async def scenario(batcher: MicroBatcher) -> Prediction:
+        return await batcher.predict(rows)
+
+    result, _ = run(logreg, scenario, max_queued_rows=4)
+
+    assert np.array_equal(result.labels, logreg.estimator.predict(rows))
 
 
 # scikit-learn warns about the float32 overflow before it refuses the row.

@@ -47,6 +47,7 @@ FAMILIES: dict[str, tuple[str, str, frozenset[str]]] = {
     "ping_batch_rows": ("histogram", "rows", frozenset()),
     "ping_batch_queue_wait_seconds": ("histogram", "seconds", frozenset()),
     "ping_predictions": ("counter", "", frozenset({"class_name"})),
+    "ping_requests_shed": ("counter", "", frozenset()),
     # prometheus_client's standard collectors.
     "process_virtual_memory_bytes": ("gauge", "", frozenset()),
     "process_resident_memory_bytes": ("gauge", "", frozenset()),

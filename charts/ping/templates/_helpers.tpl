@@ -130,6 +130,11 @@ Checks across values that a JSON schema cannot express. Each one refuses to rend
 {{- fail (printf "autoscaling.minReplicas (%d) is greater than autoscaling.maxReplicas (%d)." (int64 .Values.autoscaling.minReplicas) (int64 .Values.autoscaling.maxReplicas)) }}
 {{- end }}
 {{- end }}
+{{- if and (eq .Values.service.type "LoadBalancer") (not .Values.service.loadBalancerSourceRanges) }}
+{{- if eq (get .Values.service.annotations "service.beta.kubernetes.io/aws-load-balancer-scheme") "internet-facing" }}
+{{- fail "service.loadBalancerSourceRanges is empty on an internet-facing load balancer: list your clients' CIDRs, e.g. --set 'service.loadBalancerSourceRanges={203.0.113.0/24}', or {0.0.0.0/0} to open it to the internet on purpose." }}
+{{- end }}
+{{- end }}
 {{- if not (kindIs "invalid" .Values.terminationGracePeriodSeconds) }}
 {{- $shutdown := include "ping.shutdownSeconds" . | int64 }}
 {{- if le (int64 .Values.terminationGracePeriodSeconds) $shutdown }}
