@@ -85,6 +85,17 @@ kind-up: ## Create the kind cluster KIND_CLUSTER (no-op if it exists).
 kind-load: image ## Build IMAGE:TAG (`make image`) and load it into the kind cluster's nodes.
 	$(KIND) load docker-image $(IMAGE):$(TAG) --name $(KIND_CLUSTER)
 
+# The e2e oci case's model image: a forest, so serving it proves where the model came from.
+E2E_MODEL_DIR ?= .cache/e2e/iris-forest
+E2E_MODEL_IMAGE ?= ping-model-e2e:forest
+
+.PHONY: kind-load-model
+kind-load-model: $(VENV_STAMP) ## Build a forest model image (make model-image) and load it into kind, for `make e2e`'s oci case.
+	$(PY) -m training.train --estimator forest --output-dir $(E2E_MODEL_DIR)
+	$(MAKE) --no-print-directory model-image MODEL_DIR=$(E2E_MODEL_DIR) \
+	  MODEL_IMAGE=$(firstword $(subst :, ,$(E2E_MODEL_IMAGE))) MODEL_TAG=$(lastword $(subst :, ,$(E2E_MODEL_IMAGE)))
+	$(KIND) load docker-image $(E2E_MODEL_IMAGE) --name $(KIND_CLUSTER)
+
 .PHONY: install
 install: $(HELM) ## Install or upgrade RELEASE into NAMESPACE on kind, and wait until it is ready.
 	$(HELM) upgrade --install $(RELEASE) $(CHART_DIR) --namespace $(NAMESPACE) --create-namespace \
@@ -100,8 +111,10 @@ port-forward: ## Forward 127.0.0.1:LOCAL_PORT to the Service's port 80 (Ctrl-C t
 	$(KUBECTL) --namespace $(NAMESPACE) port-forward service/$(SERVICE) $(LOCAL_PORT):80
 
 .PHONY: e2e
-e2e: $(VENV_STAMP) $(HELM) ## Run the cluster tests against the current kube context (after kind-up, image, kind-load).
-	KUBECONFIG=$(KUBECONFIG) ATS_EXTRA_IMAGE=$(IMAGE):$(TAG) $(PY) -m pytest -m e2e tests/e2e \
+e2e: $(VENV_STAMP) $(HELM) ## Run the cluster tests against the current kube context (after kind-up, kind-load, kind-load-model).
+	KUBECONFIG=$(KUBECONFIG) ATS_EXTRA_IMAGE=$(IMAGE):$(TAG) \
+	  $(if $(wildcard $(E2E_MODEL_DIR)/metadata.json),PING_E2E_MODEL_IMAGE=$(E2E_MODEL_IMAGE) PING_E2E_MODEL_DIR=$(E2E_MODEL_DIR)) \
+	  $(PY) -m pytest -m e2e tests/e2e \
 	  --chart-path $(CHART_DIR) --app-config-file-path $(KIND_VALUES) $(PYTEST_ARGS)
 
 .PHONY: kind-down

@@ -22,11 +22,36 @@ image: ## Build the image $(IMAGE):$(TAG); MODEL_DIR=models/NAME bakes that arti
 	  $(if $(SOURCE_DATE_EPOCH),--build-arg SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH)) \
 	  -t $(IMAGE):$(TAG) .
 
+# A model as an OCI image (model.Dockerfile), for the chart's model.source oci. Its base is the
+# one Ping's image uses (see model.Dockerfile for why not scratch).
+MODEL_IMAGE ?= ping-model
+MODEL_TAG ?= v1
+PYTHON_IMAGE := $(shell sed -n 's/^ARG PYTHON_IMAGE=//p' Dockerfile)
+meta = $(shell python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' $(MODEL_DIR)/metadata.json $(1) 2>/dev/null)
+
+.PHONY: model-image
+model-image: ## Build the model image MODEL_IMAGE:MODEL_TAG from the artifact directory MODEL_DIR.
+	@test -f $(MODEL_DIR)/metadata.json || { echo "model-image: $(MODEL_DIR)/metadata.json not found; train or package a model into MODEL_DIR first" >&2; exit 2; }
+	docker build $(DOCKER_BUILD_FLAGS) --file model.Dockerfile \
+	  --build-arg BASE_IMAGE=$(PYTHON_IMAGE) \
+	  --build-arg MODEL_NAME=$(call meta,name) --build-arg MODEL_VERSION=$(call meta,version) \
+	  -t $(MODEL_IMAGE):$(MODEL_TAG) $(MODEL_DIR)
+
+# The image test's model image holds a forest, not the baked logreg, so that serving it proves
+# the model came from the model image.
+IMAGE_TEST_MODEL_DIR := .cache/image-test/iris-forest
+IMAGE_TEST_MODEL_IMAGE := ping-model-test:forest
+
 .PHONY: image-test
 # $(HELM) comes from make/chart.mk: the pod's constraints are read from the rendered chart.
-image-test: image $(VENV_STAMP) $(HELM) ## Build the image, then run it under the rendered chart's pod constraints.
-	PING_IMAGE=$(IMAGE):$(TAG) PING_IMAGE_REQUIRED=1 $(PY) -m pytest -m image tests/image $(PYTEST_ARGS)
+image-test: image $(VENV_STAMP) $(HELM) ## Build the image and a model image, then run them under the rendered chart's pod constraints.
+	$(PY) -m training.train --estimator forest --output-dir $(IMAGE_TEST_MODEL_DIR)
+	$(MAKE) --no-print-directory model-image MODEL_DIR=$(IMAGE_TEST_MODEL_DIR) \
+	  MODEL_IMAGE=$(firstword $(subst :, ,$(IMAGE_TEST_MODEL_IMAGE))) MODEL_TAG=$(lastword $(subst :, ,$(IMAGE_TEST_MODEL_IMAGE)))
+	PING_IMAGE=$(IMAGE):$(TAG) PING_MODEL_IMAGE=$(IMAGE_TEST_MODEL_IMAGE) \
+	  PING_MODEL_IMAGE_SOURCE=$(IMAGE_TEST_MODEL_DIR) PING_IMAGE_REQUIRED=1 \
+	  $(PY) -m pytest -m image tests/image $(PYTEST_ARGS)
 
 .PHONY: image-lint
 image-lint: $(VENV_STAMP) ## Lint the Dockerfile with hadolint.
-	$(VENV)/bin/hadolint Dockerfile
+	$(VENV)/bin/hadolint Dockerfile model.Dockerfile

@@ -26,7 +26,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     skip = pytest.mark.skip(
         reason="no Kubernetes cluster configured (KUBECONFIG unset); "
-        "with kind: make kind-up image kind-load e2e"
+        "with kind: make kind-up kind-load kind-load-model e2e"
     )
     for item in items:
         if item.get_closest_marker("e2e"):

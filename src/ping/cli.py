@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ping import __version__
+from ping import __version__, fetch, selftest  # both standard library only
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -94,6 +94,12 @@ def parser() -> argparse.ArgumentParser:
     )
     check.add_argument("model_dir", type=Path, metavar="DIR", help="the artifact directory")
     check.set_defaults(run=_check)
+    fetch_ = commands.add_parser("fetch", help="fetch a model artifact over https, verified")
+    fetch.add_arguments(fetch_)
+    fetch_.set_defaults(run=fetch.run)
+    selftest_ = commands.add_parser("selftest", help="check a running Ping against its sample")
+    selftest.add_arguments(selftest_)
+    selftest_.set_defaults(run=selftest.run)
     return top
 
 

@@ -75,6 +75,78 @@ ALL_FEATURES: dict[str, Any] = {
     "podLabels": {"team": "ml"},
 }
 
+# One values set per model source (and fetcher), each a complete, installable choice.
+MODEL_SOURCES: dict[str, dict[str, Any]] = {
+    "pvc": {"model": {"source": "pvc", "pvc": {"claimName": "models", "path": "iris/v1"}}},
+    "uri-https": {
+        "model": {
+            "source": "uri",
+            "uri": {"location": "https://models.example.com/iris/v1/", "caConfigMap": "corp-ca"},
+        }
+    },
+    "uri-s3": {
+        "model": {
+            "source": "uri",
+            "uri": {"location": "s3://ml-models/iris/v1", "envFromSecret": "minio"},
+        }
+    },
+    "uri-gs": {"model": {"source": "uri", "uri": {"location": "gs://ml-models/iris/v1"}}},
+    "oci-copy": {
+        "model": {
+            "source": "oci",
+            "oci": {"image": {"repository": "registry.example.com/iris-model", "tag": "v1"}},
+        }
+    },
+}
+# Only from 1.33: image volumes (beta, feature-gated) with subPath, admitted by restricted PSS.
+OCI_VOLUME: dict[str, Any] = {
+    "model": {
+        "source": "oci",
+        "oci": {
+            "mount": "volume",
+            "image": {
+                "repository": "registry.example.com/iris-model",
+                "digest": "sha256:" + "b" * 64,
+            },
+        },
+    }
+}
+# The escape hatches, each used once.
+ESCAPE_HATCHES: dict[str, Any] = {
+    "initContainers": [
+        {
+            "name": "warm-cache",
+            "image": "busybox:1.37.0",
+            "command": ["true"],
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 10001,
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "capabilities": {"drop": ["ALL"]},
+            },
+            "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+        }
+    ],
+    "sidecars": [
+        {
+            "name": "log-shipper",
+            "image": "fluent/fluent-bit:3.2.2",
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 10001,
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "capabilities": {"drop": ["ALL"]},
+            },
+            "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}},
+        }
+    ],
+    "extraEnvFrom": [{"secretRef": {"name": "ping-extra"}}, {"configMapRef": {"name": "tuning"}}],
+    "commonLabels": {"team": "ml", "cost-center": "42"},
+    "commonAnnotations": {"example.com/owner": "ml-platform"},
+}
+
 # The gateway tier with every option on. Apart from ALL_FEATURES, whose model Service is a
 # LoadBalancer: with the gateway on, the model Service must stay ClusterIP.
 GATEWAY_FEATURES: dict[str, Any] = {
@@ -135,6 +207,8 @@ REQUIRED_SETS: dict[str, dict[str, Any]] = {
 VALUES_SETS: dict[str, tuple[tuple[Path, ...], dict[str, Any]]] = {
     "defaults": ((), {}),
     "all-features": ((), ALL_FEATURES),
+    "escape-hatches": ((), ESCAPE_HATCHES),
+    **{f"model-{name}": ((), values) for name, values in MODEL_SOURCES.items()},
     "gateway-features": ((), GATEWAY_FEATURES),
     **{
         str(path): ((path,), REQUIRED_SETS.get(path.name, {}))

@@ -11,8 +11,10 @@ import copy
 import functools
 import json
 import os
+import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -134,10 +136,36 @@ def main_container(objects: Iterable[Manifest]) -> dict[str, Any]:
     return containers[0]  # type: ignore[no-any-return]
 
 
+def expand(argv: Sequence[str], env: Mapping[str, str]) -> list[str]:
+    """$(VAR) in command and args, expanded from the container's env as the kubelet does it;
+    $$(VAR) escapes, and an unknown $(VAR) stays as written."""
+
+    def one(match: re.Match[str]) -> str:
+        if match.group(0).startswith("$$"):
+            return match.group(0)[1:]
+        return env.get(match.group(1), match.group(0))
+
+    return [re.sub(r"\$?\$\(([A-Za-z_][A-Za-z0-9_]*)\)", one, arg) for arg in argv]
+
+
+def container_command(container: Mapping[str, Any], env: Mapping[str, str]) -> list[str]:
+    """A container's argv, run here: `python` is this venv's interpreter (the image's PATH puts
+    its venv's python first; both install requirements.lock), and $(VAR)s are expanded."""
+    argv = expand([*container.get("command", []), *container.get("args", [])], env)
+    assert argv, f"container {container['name']} sets no command: it would run the image's CMD"
+    if argv[0] == "python":
+        argv[0] = sys.executable
+    return argv
+
+
 def run_test_command(
-    pod: Manifest, target_url: str, secret_env: Mapping[str, str] | None = None
+    pod: Manifest,
+    target_url: str,
+    secret_env: Mapping[str, str] | None = None,
+    model_url: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the pod's own command here, with TARGET_URL pointed at target_url.
+    """Run the helm test pod's own command here, with TARGET_URL pointed at target_url (and,
+    through the gateway, MODEL_URL at model_url).
 
     `secret_env` stands in for the variables the pod takes from a Secret (`valueFrom`).
     """
@@ -147,13 +175,15 @@ def run_test_command(
     assert from_secrets == set(secret_env or {}), "give a value for each variable from a Secret"
     env.update(secret_env or {})
     env["TARGET_URL"] = target_url
-    for tool in ("sh", "curl"):
-        assert shutil.which(tool), f"{tool} is needed to run the helm test command locally"
+    if "MODEL_URL" in env:
+        assert model_url, "through the gateway, give the model's own URL too"
+        env["MODEL_URL"] = model_url
     return subprocess.run(
-        container["command"],
+        container_command(container, env),
         env={"PATH": os.environ["PATH"], **env},
+        cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=180,
         check=False,
     )

@@ -15,6 +15,9 @@ _ALLOWED_VOLUME_TYPES = {
     "downwardAPI",
     "emptyDir",
     "ephemeral",
+    # OCI image volumes: admitted by the restricted level since 1.33 (kubernetes/kubernetes#130394,
+    # the docs lag behind: kubernetes/website#55370). Before 1.33 the chart refuses to render one.
+    "image",
     "persistentVolumeClaim",
     "projected",
     "secret",

@@ -101,14 +101,20 @@ class RunningPod:
 
 
 def start_pod(
-    objects: list[Manifest], image: ImageConfig, model_dir: Path, workdir: Path
+    objects: list[Manifest],
+    image: ImageConfig,
+    model_dir: Path,
+    workdir: Path,
+    rendered_model_dir: str = IMAGE_MODEL_DIR,
 ) -> RunningPod:
+    """Start Ping as the pod's container; model_dir stands in for rendered_model_dir, the
+    PING_MODEL_DIR the chart must render (the baked model's, unless another source is chosen)."""
     container = main_container(objects)
     argv = container_argv(image, container.get("command"), container.get("args"))
     assert argv[0] == "python", f"expected the image to run python, got {argv}"
     env = pod_env(objects, image)
-    assert env["PING_MODEL_DIR"] == IMAGE_MODEL_DIR, (
-        "the chart must point at the model baked into the image"
+    assert env["PING_MODEL_DIR"] == rendered_model_dir, (
+        f"the chart must point Ping at {rendered_model_dir}, not {env['PING_MODEL_DIR']}"
     )
     env |= {"PING_MODEL_DIR": str(model_dir), "PING_HOST": "127.0.0.1"}
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("PING_")}
@@ -204,7 +210,7 @@ def test_the_helm_test_command_passes_against_the_real_app(
     # The Service's host swapped for 127.0.0.1, and its port for the pod port its targetPort names.
     result = run_test_command(test_pod, running.url(service_port["targetPort"], ""))
     assert result.returncode == 0, f"{result.stdout}{result.stderr}\n{running.output()}"
-    assert 'predict: {"prediction":0}' in result.stdout
+    assert 'seed: {"prediction":0}' in result.stdout
 
 
 def test_the_service_monitor_scrapes_prometheus_metrics(

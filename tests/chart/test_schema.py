@@ -123,7 +123,8 @@ def test_global_values_from_a_parent_chart_are_accepted() -> None:
             {"readinessProbe": {"httpGet": None, "exec": {"command": ["true"]}}},
             "readinessProbe: httpGet is required",
         ),
-        ({"test": {"image": {"tag": "latest"}}}, "test.image.tag"),
+        ({"test": {"waitSeconds": 0}}, "test.waitSeconds: Must be greater than or equal to 1"),
+        ({"test": {"request": [1, 2]}}, "test.request: Invalid type"),
         ({"resources": {"requests": {"cpu": "lots"}}}, "resources.requests.cpu"),
     ],
 )

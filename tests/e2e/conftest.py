@@ -35,9 +35,13 @@ class Helm:
         cmd = [self.binary, *args, "--namespace", self.namespace, "--kubeconfig", self.kubeconfig]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
 
-    def kubectl(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, *args: str, timeout: float = 120, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         cmd = ["kubectl", *args, "--namespace", self.namespace, "--kubeconfig", self.kubeconfig]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        return subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, check=False, input=input
+        )
 
     def kubectl_stdin(
         self, stdin: str, *args: str, timeout: float = 120

@@ -75,7 +75,7 @@ def test_helm_test_goes_through_the_gateway(helm: Helm) -> None:
     result = helm("test", RELEASE, "--logs", "--timeout", "180s")
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
     assert "gateway without a key: 401" in result.stdout
-    assert 'predict: {"prediction":0}' in result.stdout
+    assert 'seed: {"prediction":0}' in result.stdout
 
 
 def test_the_gateway_authenticates_routes_and_hides_metrics(port_forward: PortForwards) -> None:

@@ -66,7 +66,7 @@ def test_install_rolls_out(
 def test_helm_test_passes(helm: Helm) -> None:
     result = helm("test", RELEASE, "--logs", "--timeout", "180s")
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
-    assert 'predict: {"prediction":0}' in result.stdout
+    assert 'seed: {"prediction":0}' in result.stdout
 
 
 def test_predict_through_a_port_forward(port_forward: PortForwards) -> None:

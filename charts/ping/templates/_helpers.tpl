@@ -38,6 +38,20 @@ helm.sh/chart: {{ include "ping.chart" . }}
 {{ include "ping.selectorLabels" . }}
 app.kubernetes.io/version: {{ include "ping.imageTag" . | trunc 63 | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+An object's `annotations:` block: its own annotations over commonAnnotations, or nothing when both
+are empty. Call with (dict "annotations" <map> "context" $).
+*/}}
+{{- define "ping.annotations" -}}
+{{- with (merge (dict) (deepCopy (.annotations | default dict)) .context.Values.commonAnnotations) }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -104,6 +118,7 @@ kubelet never SIGKILLs a pod that is still finishing requests.
 Checks across values that a JSON schema cannot express. Each one refuses to render with the fix.
 */}}
 {{- define "ping.validateValues" -}}
+{{- include "ping.validateModel" . }}
 {{- if .Values.autoscaling.enabled }}
 {{- if not (dig "requests" "cpu" "" .Values.resources) }}
 {{- fail "autoscaling.enabled needs resources.requests.cpu: the HPA's CPU target is a percentage of the CPU request, so without one it never scales. Set resources.requests.cpu (e.g. 100m) or turn autoscaling off." }}
@@ -135,4 +150,20 @@ NetworkPolicy selectors never pick the test pod up as a Ping pod.
 {{- define "ping.testSelectorLabels" -}}
 app.kubernetes.io/name: {{ include "ping.name" . }}-test
 app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Checks on model.* that the schema cannot express: they depend on other values or on the cluster.
+*/}}
+{{- define "ping.validateModel" -}}
+{{- $m := .Values.model }}
+{{- if and (ne $m.source "image") (ne .Values.config.modelDir "/app/models/iris") }}
+{{- fail (printf "config.modelDir (%s) applies to model.source image only; with model.source %s, Ping reads the model at model.mountPath (%s). Unset config.modelDir." .Values.config.modelDir $m.source $m.mountPath) }}
+{{- end }}
+{{- if and (eq $m.source "oci") (eq $m.oci.mount "volume") (semverCompare "<1.33.0-0" .Capabilities.KubeVersion.Version) }}
+{{- fail (printf "model.oci.mount volume needs Kubernetes 1.33 or later (image volumes with subPath, admitted by the restricted Pod Security level), with the ImageVolume feature gate on; this cluster is %s. Use model.oci.mount copy." .Capabilities.KubeVersion.Version) }}
+{{- end }}
+{{- if and .Values.networkPolicy.enabled (eq $m.source "uri") (not .Values.networkPolicy.egress) }}
+{{- fail "model.source uri fetches the model over the network, but networkPolicy.enabled denies all egress: add networkPolicy.egress rules for DNS and the model store (see the chart README, \"Your model\")." }}
+{{- end }}
 {{- end }}

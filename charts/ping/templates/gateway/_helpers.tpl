@@ -26,6 +26,9 @@ helm.sh/chart: {{ include "ping.chart" . }}
 app.kubernetes.io/component: gateway
 app.kubernetes.io/version: {{ .Values.gateway.image.tag | trunc 63 | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/*
