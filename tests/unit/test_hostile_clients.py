@@ -106,6 +106,20 @@ def test_a_slowloris_dripping_headers_gets_408_at_the_header_deadline(model_dir:
     assert healthy == 200
 
 
+def drip_until_closed(conn: socket.socket) -> tuple[bytes, float]:
+    """Drip a byte every 0.2 s for up to 10 s, as a slow client does; return what the server
+    answered and how long it took to cut the connection."""
+    started = time.monotonic()
+    try:
+        for _ in range(50):
+            conn.sendall(b" ")
+            time.sleep(0.2)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    reply, _ = read_until_closed(conn)
+    return reply, time.monotonic() - started
+
+
 def test_a_body_dripped_too_slowly_gets_408_at_the_body_deadline(model_dir: Path) -> None:
     with serving(model_dir, PING_BODY_TIMEOUT_SECONDS="1") as server:
         conn = connect(server)
@@ -113,15 +127,7 @@ def test_a_body_dripped_too_slowly_gets_408_at_the_body_deadline(model_dir: Path
             b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b"Content-Length: 1000\r\n\r\n{"
         )
-        started = time.monotonic()
-        try:
-            for _ in range(50):
-                conn.sendall(b" ")
-                time.sleep(0.2)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        reply, _ = read_until_closed(conn)
-        waited = time.monotonic() - started
+        reply, waited = drip_until_closed(conn)
 
     problem = assert_problem(reply, 408)
     assert "PING_BODY_TIMEOUT_SECONDS" in str(problem["detail"])
@@ -138,15 +144,7 @@ def test_an_unread_body_left_after_an_early_answer_cannot_hold_the_connection(
             b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b"Content-Length: 50000000\r\n\r\n{"
         )
-        started = time.monotonic()
-        try:
-            for _ in range(50):
-                conn.sendall(b" ")
-                time.sleep(0.2)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        reply, _ = read_until_closed(conn)
-        waited = time.monotonic() - started
+        reply, waited = drip_until_closed(conn)
 
     assert reply.startswith(b"HTTP/1.1 413 ")
     assert waited < 8
