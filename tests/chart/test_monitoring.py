@@ -19,6 +19,8 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from tests.conftest import REPO, SEED_ROW
 from tests.unit.live_server import start_server, wait_ready
 
+from ping.settings import Settings
+
 from .helm import CHART_DIR, HelmError, Manifest, main_container, one, render_chart
 
 pytestmark = pytest.mark.chart
@@ -497,20 +499,51 @@ def test_tracing_values_become_the_standard_otel_variables() -> None:
     env = env_of(objects)
 
     assert one(objects, "ConfigMap")["data"]["PING_TRACING"] == "true"
-    assert env["PING_POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["K8S_POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert env["OTEL_SERVICE_NAME"] == "ping"
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector.observability:4318"
     assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "http/protobuf"
     assert env["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
     assert env["OTEL_TRACES_SAMPLER_ARG"] == "0.1"
     assert env["OTEL_RESOURCE_ATTRIBUTES"] == (
-        "k8s.namespace.name=ping,k8s.deployment.name=ping,k8s.pod.name=$(PING_POD_NAME),"
+        "k8s.namespace.name=ping,k8s.deployment.name=ping,k8s.pod.name=$(K8S_POD_NAME),"
         "deployment.environment.name=prod"
     )
     # extraEnv comes last, so it can add (or override) any variable.
     names = [e["name"] for e in main_container(objects)["env"]]
     assert names[-1] == "OTEL_EXPORTER_OTLP_HEADERS"
-    assert names.index("PING_POD_NAME") < names.index("OTEL_RESOURCE_ATTRIBUTES")
+    assert names.index("K8S_POD_NAME") < names.index("OTEL_RESOURCE_ATTRIBUTES")
+
+
+def test_every_ping_variable_the_chart_sets_is_a_setting_ping_accepts() -> None:
+    """Ping exits 2 on an unknown PING_* variable, so neither the ConfigMap nor the container's
+    own env may carry one (tracing once added PING_POD_NAME, and every pod refused to start)."""
+    objects = render_chart(values={"tracing": {"enabled": True}})
+    names = set(env_of(objects)) | set(one(objects, "ConfigMap")["data"])
+    ping_names = {name for name in names if name.startswith("PING_")}
+    known = {f"PING_{field.upper()}" for field in Settings.model_fields}
+    assert "PING_TRACING" in ping_names
+    assert ping_names <= known, sorted(ping_names - known)
+
+
+def test_the_service_monitor_skips_the_headless_service_of_the_same_pods() -> None:
+    objects = render_chart(
+        values={"serviceMonitor": {"enabled": True}, "service": {"headless": True}}
+    )
+    selector = one(objects, "ServiceMonitor")["spec"]["selector"]
+    services = [o for o in objects if o["kind"] == "Service"]
+    assert len(services) == 2
+
+    def selected(service: Manifest) -> bool:
+        labels = service["metadata"]["labels"]
+        matches = all(labels.get(k) == v for k, v in selector["matchLabels"].items())
+        for expression in selector.get("matchExpressions", []):
+            assert expression["operator"] == "NotIn"
+            matches = matches and labels.get(expression["key"]) not in expression["values"]
+        return bool(matches)
+
+    scraped = [s["metadata"]["name"] for s in services if selected(s)]
+    assert scraped == ["ping"]
 
 
 def test_tracing_behind_a_deny_all_network_policy_refuses_to_render() -> None:

@@ -7,13 +7,14 @@ read by OpenTelemetry's SDK in the pod, and the pod's identity as resource attri
 {{- if and .Values.networkPolicy.enabled (not .Values.networkPolicy.egress) }}
 {{- fail "tracing.enabled with networkPolicy.enabled and no networkPolicy.egress rules: the NetworkPolicy denies all egress, so no span would reach the collector. Add an egress rule for the collector (and DNS) to networkPolicy.egress, or turn tracing off." }}
 {{- end -}}
-- name: PING_POD_NAME
+{{- /* Not PING_*: Ping refuses any PING_* variable that is not one of its settings. */}}
+- name: K8S_POD_NAME
   valueFrom:
     fieldRef:
       fieldPath: metadata.name
 - name: OTEL_SERVICE_NAME
   value: {{ $t.serviceName | default (include "ping.fullname" .) | quote }}
-{{- $attributes := list (printf "k8s.namespace.name=%s" .Release.Namespace) (printf "k8s.deployment.name=%s" (include "ping.fullname" .)) "k8s.pod.name=$(PING_POD_NAME)" }}
+{{- $attributes := list (printf "k8s.namespace.name=%s" .Release.Namespace) (printf "k8s.deployment.name=%s" (include "ping.fullname" .)) "k8s.pod.name=$(K8S_POD_NAME)" }}
 {{- range $key, $value := $t.resourceAttributes }}
 {{- $attributes = append $attributes (printf "%s=%v" $key $value) }}
 {{- end }}
