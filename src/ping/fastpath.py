@@ -182,6 +182,9 @@ class ForestPath:
 
     transformers: tuple[Transformer, ...]
     forest: Any
+    # Per tree: its nodes, and its nodes' class probabilities. A view of the tree's own
+    # array (no copy), taken once: Tree.predict builds it again on every call.
+    trees: tuple[tuple[Any, np.ndarray], ...]
 
     @classmethod
     def of(cls, transformers: tuple[Transformer, ...], forest: Any) -> "ForestPath | None":
@@ -198,7 +201,10 @@ class ForestPath:
                 type(t) in (DecisionTreeClassifier, ExtraTreeClassifier) for t in forest.estimators_
             )
         )
-        return cls(transformers, forest) if plain else None
+        if not plain:
+            return None
+        trees = tuple((t.tree_, t.tree_.value[:, 0, : t.n_classes_]) for t in forest.estimators_)
+        return cls(transformers, forest, trees)
 
     def predict_proba(self, rows: np.ndarray) -> np.ndarray | None:
         x = _transform(self.transformers, rows)
@@ -208,9 +214,9 @@ class ForestPath:
             return None
         x = np.ascontiguousarray(x, dtype=np.float32)  # the dtype trees split on
         proba = np.zeros((x.shape[0], self.forest.n_classes_), dtype=np.float64)
-        for tree in self.forest.estimators_:
-            proba += tree.tree_.predict(x)[:, : tree.n_classes_]
-        proba /= len(self.forest.estimators_)
+        for nodes, values in self.trees:  # Tree.predict is values.take(apply(x))
+            proba += values.take(nodes.apply(x), axis=0)
+        proba /= len(self.trees)
         return proba
 
     def predict(self, rows: np.ndarray) -> np.ndarray | None:
