@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+from scipy.special import expit  # type: ignore[import-untyped]
 
 logger = logging.getLogger("ping")
 
@@ -296,8 +297,6 @@ class LinearClassifierPath:
 
     def _probabilities(self, scores: np.ndarray) -> np.ndarray:
         """LogisticRegression.predict_proba from the decision scores (which it overwrites)."""
-        from scipy.special import expit  # type: ignore[import-untyped]
-
         if len(self.model.classes_) <= 2:  # _predict_proba_lr, binary
             prob = expit(scores, out=scores)
             return np.stack([1 - prob, prob], axis=1)
