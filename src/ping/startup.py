@@ -20,6 +20,8 @@ import gc
 import importlib.util
 import sys
 
+from ping import lazy_stats
+
 # numpy submodules nothing on the serving path uses; anything that does use one
 # (an attribute access) loads it then, as importing it would have.
 DEFERRED_MODULES = ("numpy.f2py", "numpy.testing")
@@ -35,6 +37,7 @@ def prepare() -> None:
         _paused_gc = True
     for name in DEFERRED_MODULES:
         defer(name)
+    lazy_stats.defer()
     import_sklearn_without_pandas()
 
 

@@ -17,7 +17,7 @@ import scipy.special
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import FunctionTransformer
+from sklearn.preprocessing import FunctionTransformer, QuantileTransformer
 from starlette.testclient import TestClient
 from tests.conftest import REPO
 from tests.unit.live_server import free_port
@@ -51,6 +51,7 @@ def probe():
         "frozen": gc.get_freeze_count(),
         "deferred": {name: lazy.get(name) for name in ("numpy.f2py", "numpy.testing")},
         "imported": sorted(n for n in ("pandas", "sklearn.ensemble") if n in sys.modules),
+        "stats_deferred": type(sys.modules["scipy.stats"]).__name__ == "_Deferred",
     }
     with open(os.environ["REPORT"], "w") as f:
         json.dump(report, f)
@@ -91,6 +92,7 @@ def test_serving_iris_resumes_gc_freezes_the_heap_and_leaves_unused_modules_unlo
     assert report["frozen"] > 10_000  # imports and the model, out of the collector's scans
     assert report["deferred"] == {"numpy.f2py": True, "numpy.testing": True}
     assert report["imported"] == []  # neither pandas nor sklearn.ensemble for a pipeline
+    assert report["stats_deferred"] is True
 
 
 def test_serving_a_forest_imports_what_it_needs_and_answers_like_sklearn(
@@ -103,6 +105,26 @@ def test_serving_a_forest_imports_what_it_needs_and_answers_like_sklearn(
     assert report["predictions"] == specimen.estimator.predict(rows).tolist()
     assert report["gc_enabled"] is True
     assert report["imported"] == ["sklearn.ensemble"]
+    assert report["stats_deferred"] is True
+
+
+def test_a_model_that_predicts_with_scipy_stats_loads_it_before_it_is_ready(
+    tmp_path: Path,
+) -> None:
+    from ping.package import package
+
+    iris = load_iris()
+    # Its normal output is scipy.stats.norm.ppf of the quantiles: scipy.stats at predict.
+    model = make_pipeline(
+        QuantileTransformer(n_quantiles=50, output_distribution="normal"),
+        LogisticRegression(max_iter=1000),
+    ).fit(iris.data, iris.target)
+    package(model, tmp_path / "quantiles", name="quantiles")
+
+    report = probe_server(tmp_path / "quantiles", iris.data.tolist(), tmp_path)
+
+    assert report["predictions"] == model.predict(iris.data).tolist()
+    assert report["stats_deferred"] is False
 
 
 def test_a_model_of_numpy_and_scipy_ufuncs_serves_without_skops_default_trust(
