@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,6 +21,7 @@ from ping.batching import MicroBatcher
 from ping.check import open_model, self_check
 from ping.docs import add_docs
 from ping.errors import MethodNotAllowed, NotFound, PingError, from_error_list, render
+from ping.fastlane import FastLane
 from ping.health import Readiness
 from ping.inputs import InputSchema
 from ping.metrics import Metrics
@@ -132,6 +134,16 @@ def create_app(
         add_docs(app)
         app.openapi = partial(openapi, app)  # type: ignore[method-assign]
     app.add_middleware(HeadAsGet)
+    app.add_middleware(
+        FastLane,
+        routes=[
+            route
+            for route in (*api.router.routes, *v2.router.routes)
+            if isinstance(route, APIRoute) and route.endpoint in (api.predict, v2.infer)
+        ],
+        on_error=problem_response,
+        enabled=not tracing.enabled,
+    )
     # Outermost, so that unexpected errors (500) get a request id and one log line too.
     app.state.access_log = access_log
     app.add_middleware(

@@ -1,10 +1,11 @@
-"""The loaded estimator's predict interface: task, outputs and the forest fast path.
+"""The loaded estimator's predict interface: task, outputs and its fast path.
 
 The artifact is read and verified by ping.artifact; this module checks the estimator
 against its metadata, calls it, and shapes what it returns into the answer of
 ``POST /predict``, which the packager records as the artifact's sample too.
 """
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +21,11 @@ from ping.artifact import (
     read_metadata,
     version_problem,
 )
+from ping.fastpath import FLOAT32_MAX, FastPath, fast_path, prove
 
 __all__ = [
     "FLOAT32_MAX",
     "ArtifactError",
-    "ForestPath",
     "Model",
     "ModelMetadata",
     "load_model",
@@ -32,63 +33,11 @@ __all__ = [
     "version_problem",
 ]
 
-# Trees split on float32, and scikit-learn refuses any value past its range.
-FLOAT32_MAX = float(np.finfo(np.float32).max)
+logger = logging.getLogger("ping")
 
-
-@dataclass(frozen=True)
-class ForestPath:
-    """A random forest's ``predict_proba`` without joblib, giving identical results.
-
-    scikit-learn's forest runs each tree through joblib's ``Parallel``, which per tree
-    re-installs the process's warnings filters and scikit-learn's config: at 100 trees
-    that is most of a 1-row predict (~4 ms with sklearn's path, ~0.35 ms here).
-    This sums the same per-tree probabilities in the same order (sklearn's path is
-    sequential when ``n_jobs`` is unset), so every bit of the result is the same;
-    tests/unit/test_batching.py checks that. Warnings are untouched, not silenced.
-    """
-
-    prefix: tuple[Any, ...]  # the pipeline's transformers before the forest
-    forest: Any
-
-    @classmethod
-    def of(cls, estimator: Any) -> "ForestPath | None":
-        """The fast path for a (pipeline ending in a) plain random forest, else None."""
-        steps = [s for _, s in getattr(estimator, "steps", [("", estimator)])]
-        *prefix, forest = [s for s in steps if s not in (None, "passthrough")] or [None]
-        if not type(forest).__module__.startswith("sklearn.ensemble"):
-            return None  # checked first: importing sklearn.ensemble costs ~5 MB
-        from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
-        from sklearn.tree import DecisionTreeClassifier, ExtraTreeClassifier
-
-        plain = (
-            type(forest) in (RandomForestClassifier, ExtraTreesClassifier)
-            and forest.n_jobs in (None, 1)
-            and forest.n_outputs_ == 1
-            and all(
-                type(t) in (DecisionTreeClassifier, ExtraTreeClassifier) for t in forest.estimators_
-            )
-        )
-        return cls(tuple(prefix), forest) if plain else None
-
-    def predict_proba(self, rows: np.ndarray) -> np.ndarray | None:
-        """Mean per-tree probabilities, or None to leave input that is not a finite
-        dense matrix after the transformers to scikit-learn's own checks."""
-        x = rows
-        for step in self.prefix:
-            x = step.transform(x)
-        if not isinstance(x, np.ndarray) or x.ndim != 2 or not np.isfinite(x).all():
-            return None
-        if x.shape[1] != self.forest.n_features_in_:  # trees index columns unchecked
-            return None
-        if x.size and np.abs(x).max() > FLOAT32_MAX:  # sklearn warns, then refuses it
-            return None
-        x = np.ascontiguousarray(x, dtype=np.float32)  # the dtype trees split on
-        proba = np.zeros((x.shape[0], self.forest.n_classes_), dtype=np.float64)
-        for tree in self.forest.estimators_:
-            proba += tree.tree_.predict(x)[:, : tree.n_classes_]
-        proba /= len(self.forest.estimators_)
-        return proba
+# Rows for the start-up proof of a fast path, besides the recorded sample's: seeded,
+# so that every replica proves the same thing.
+_PROOF_ROWS = 32
 
 
 @dataclass(frozen=True)
@@ -103,12 +52,31 @@ class Model:
     estimator: Any
     metadata: ModelMetadata
     path: Path
-    forest: ForestPath | None = field(init=False, repr=False, compare=False)
+    fast: FastPath | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # Only for matrix input: the fast path was proven bit-identical there and nowhere else.
-        fast = ForestPath.of(self.estimator) if self.metadata.input == "array" else None
-        object.__setattr__(self, "forest", fast)
+        # Only for matrix input: the fast paths take the float64 matrix the server
+        # builds, and nothing else.
+        fast = fast_path(self.estimator) if self.metadata.input == "array" else None
+        if fast is not None:
+            difference = prove(fast, self.estimator, self._proof_rows())
+            if difference is not None:
+                logger.warning(
+                    "scikit-learn's own predict is used: the fast path differs from it "
+                    "(%s); please report this with your scikit-learn version",
+                    difference,
+                )
+                fast = None
+        object.__setattr__(self, "fast", fast)
+
+    def _proof_rows(self) -> list[np.ndarray]:
+        """Seeded random rows with the recorded sample's (positional) rows; or those alone."""
+        width = self.metadata.n_features
+        sample = self.metadata.sample.request.get("instances") or []
+        known = [row for row in sample if isinstance(row, list) and len(row) == width]
+        rows = np.asarray(known, dtype=np.float64).reshape(-1, width)
+        random = np.random.default_rng(0).normal(size=(_PROOF_ROWS, width))
+        return [np.vstack([rows, random]), rows] if len(rows) else [random]
 
     @property
     def is_classifier(self) -> bool:
@@ -120,29 +88,22 @@ class Model:
 
     def predict(self, rows: Any) -> np.ndarray:
         """Class labels, or regression values, for a batch of rows."""
-        proba = None if self.forest is None else self.forest.predict_proba(rows)
-        if proba is not None:
-            return self._forest_labels(proba)
-        return self._outputs(self.estimator.predict(rows))
+        labels = None if self.fast is None else self.fast.predict(rows)
+        return self._outputs(self.estimator.predict(rows) if labels is None else labels)
 
     def predict_with_probabilities(self, rows: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Labels and probabilities; a forest derives both from one pass over its trees."""
-        proba = None if self.forest is None else self.forest.predict_proba(rows)
-        if proba is not None:
-            return self._forest_labels(proba), proba
+        """Labels and probabilities, from one pass over the model where it has a fast path."""
+        both = None if self.fast is None else self.fast.predict_with_probabilities(rows)
+        if both is not None:
+            return self._outputs(both[0]), both[1]
         return self.predict(rows), self.predict_proba(rows)
 
     def predict_proba(self, rows: Any) -> np.ndarray:
         """Class probabilities, columns in ``metadata.classes`` order."""
-        proba = None if self.forest is None else self.forest.predict_proba(rows)
+        proba = None if self.fast is None else self.fast.predict_proba(rows)
         if proba is not None:
             return proba
         return np.asarray(self.estimator.predict_proba(rows), dtype=np.float64)
-
-    def _forest_labels(self, proba: np.ndarray) -> np.ndarray:
-        assert self.forest is not None
-        # As ForestClassifier.predict does it.
-        return np.asarray(self.forest.forest.classes_.take(np.argmax(proba, axis=1)))
 
     def _outputs(self, predicted: Any) -> np.ndarray:
         values = np.asarray(predicted)

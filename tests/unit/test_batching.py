@@ -1,4 +1,4 @@
-"""Micro-batching and the forest fast path, on real trained models: no mocks, no timings.
+"""Micro-batching, on real trained models: no mocks, no timings.
 
 Deterministic by construction: jobs created together all enter the queue before the
 batcher's task runs (asyncio runs ready callbacks first in, first out), and the wait
@@ -17,11 +17,6 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from sklearn.datasets import load_iris
-from sklearn.ensemble import ExtraTreesClassifier
-from sklearn.model_selection import train_test_split
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 from tests.unit.live_server import start_server, wait_ready
 from training.train import train
 
@@ -29,7 +24,7 @@ from ping.app import create_app
 from ping.batching import INLINE_SAMPLES, MicroBatcher, Prediction, RowRefused
 from ping.errors import ModelNotReady, Overloaded
 from ping.metrics import Metrics
-from ping.model import ForestPath, Model, load_model
+from ping.model import Model, load_model
 from ping.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -92,56 +87,6 @@ def run(
 
 def model_calls(metrics: Metrics) -> int:
     return int(metrics.registry.get_sample_value("ping_batch_rows_count") or 0)
-
-
-# --- the fast forest path -------------------------------------------------------------
-
-
-@pytest.mark.parametrize("sample", ["iris test set", "20,000 random rows"])
-def test_forest_fast_path_is_bit_identical_to_sklearn(forest: Model, sample: str) -> None:
-    if sample == "iris test set":
-        iris = load_iris()
-        _, rows, _, _ = train_test_split(
-            iris.data, iris.target, test_size=0.25, random_state=42, stratify=iris.target
-        )
-    else:
-        rows = random_rows(20_000)
-    assert forest.forest is not None, "the fast path must be in use, or this proves nothing"
-
-    assert np.array_equal(forest.predict(rows), forest.estimator.predict(rows))
-    assert np.array_equal(forest.predict_proba(rows), forest.estimator.predict_proba(rows))
-    labels, proba = forest.predict_with_probabilities(rows)
-    assert np.array_equal(labels, forest.estimator.predict(rows))
-    assert np.array_equal(proba, forest.estimator.predict_proba(rows))
-
-
-def test_extra_trees_take_the_fast_path_with_identical_results() -> None:
-    iris = load_iris()
-    pipeline = make_pipeline(
-        StandardScaler(), ExtraTreesClassifier(n_estimators=20, random_state=0)
-    )
-    pipeline.fit(iris.data, iris.target)
-    fast = ForestPath.of(pipeline)
-    rows = random_rows(5_000)
-
-    assert fast is not None
-    proba = fast.predict_proba(rows)
-    assert proba is not None
-    assert np.array_equal(proba, pipeline.predict_proba(rows))
-
-
-def test_models_without_a_plain_forest_keep_sklearn_predict(logreg: Model) -> None:
-    assert logreg.forest is None
-
-
-def test_forest_leaves_values_past_float32_to_sklearn_checks(forest: Model) -> None:
-    rows = np.array([[1e39, 1.0, 1.0, 1.0]])
-
-    with (
-        pytest.warns(RuntimeWarning, match="overflow encountered in cast"),
-        pytest.raises(ValueError, match="infinity or a value too large"),
-    ):
-        forest.predict(rows)
 
 
 # --- the batcher ----------------------------------------------------------------------
