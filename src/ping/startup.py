@@ -1,17 +1,18 @@
 """The serving process's start-up: what it does before its heavy imports, and once its
 model is loaded.
 
-Start-up is import-bound (numpy, scipy, scikit-learn, FastAPI, skops: ~1,700 modules),
-so the levers here are about imports and the garbage collector, each measured on the
-bench machine with the server pinned to one core (medians of 5 starts):
+Start-up is import-bound (numpy, scipy, scikit-learn, FastAPI, skops: ~1,600 modules),
+so the levers here are about imports and the garbage collector. Each was measured by
+switching it off alone (iris model, ``python -m ping`` pinned to one core, medians of 5
+starts; all on: 0.66 s to the first answer, peak RSS 139 MB):
 
-- The collector is paused from here until the model is loaded. While the heap grows
-  from nothing to ~250,000 tracked objects, CPython runs full collections that find
-  almost nothing (~7,000 objects, about 1 MB, which stay with the frozen heap):
-  ~0.15 s of the path to the first answer.
-- numpy's ``f2py`` and ``testing`` are registered to load on first use. scipy imports
-  every numpy submodule through ``from numpy import *`` (scipy._lib.array_api_compat),
-  and those two, unused while serving, cost ~7 MB of RSS and ~40 ms.
+- scipy.stats loads on first use (ping.lazy_stats): 0.19 s and 15 MB.
+- The collector is paused from here until the model is loaded. While the heap grows to
+  ~250,000 tracked objects, CPython runs full collections that find almost nothing
+  (~7,000 objects, ~1 MB, which stay with the frozen heap): 0.03-0.1 s.
+- numpy's ``f2py`` and ``testing`` load on first use. scipy imports every numpy
+  submodule (``from numpy import *`` in scipy._lib.array_api_compat), and those two,
+  unused while serving, cost 5 MB.
 - pandas is kept out of scikit-learn, which imports it whenever it is installed
   (~0.2-0.4 s, ~30 MB); ping.inputs imports it when an artifact needs a DataFrame.
 """
@@ -48,7 +49,7 @@ def settle() -> None:
     What exists now (imports, the model) lives as long as the process. Freezing it keeps
     the collector from rescanning those objects in every full collection: that pause was
     most of p99 (bench, logreg at 32 connections: 62 ms -> 17 ms). No gc.collect() first:
-    it frees ~1 MB and costs ~0.1-0.15 s of start-up (iris model, measured).
+    it would free ~1 MB for ~0.1 s of start-up (iris model, measured).
     """
     gc.freeze()
     resume()

@@ -134,7 +134,7 @@ def test_a_model_of_numpy_and_scipy_ufuncs_serves_without_skops_default_trust(
 
     iris = load_iris()
     model = make_pipeline(
-        FunctionTransformer(np.log1p),
+        FunctionTransformer(np.tanh),
         FunctionTransformer(scipy.special.expit),
         LogisticRegression(max_iter=1000),
     ).fit(iris.data, iris.target)
