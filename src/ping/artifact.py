@@ -259,7 +259,7 @@ def skops_io() -> ModuleType:
     ping.startup defers), and from ``_BinMapper``, for which it imports
     ``sklearn.ensemble`` (~2.5 MB that an iris pipeline does not need). Ping never relies
     on that list: it passes skops the file's own types that ``is_trusted`` accepts, which
-    covers all of these (tests/unit/test_trust.py checks the ufuncs), so they are skipped.
+    covers all of these (tests/unit/test_startup.py checks the ufuncs), so they are skipped.
     """
     if "skops.io" in sys.modules:
         return sys.modules["skops.io"]
