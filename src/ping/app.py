@@ -68,6 +68,7 @@ def create_app(
             readiness.problem = problem
             metrics.refuse_model("version_mismatch")
             logger.error("model refused: %s", problem)
+            startup.settle()  # it still answers probes and /metrics, for as long as it runs
             try:
                 yield
             finally:

@@ -6,6 +6,7 @@ frozen once it serves, modules nothing uses stay unloaded, and answers stay scik
 import gc
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -32,18 +33,25 @@ pytestmark = pytest.mark.unit
 
 # Serves like `python -m ping`, and once the model answers, reports from inside the process.
 PROBE = """
-import gc, json, os, signal, sys, threading, time, urllib.request
+import gc, json, os, signal, sys, threading, time, urllib.error, urllib.request
 def probe():
     url = f"http://127.0.0.1:{os.environ['PING_PORT']}"
     while True:
         try:
             urllib.request.urlopen(url + "/readyz", timeout=1)
             break
+        except urllib.error.HTTPError as exc:  # the lifespan has run: it answers
+            if exc.code == 503 and os.environ.get("REFUSED"):
+                break
+            time.sleep(0.05)
         except OSError:
             time.sleep(0.05)
-    body = json.dumps({"instances": json.loads(os.environ["ROWS"])}).encode()
-    request = urllib.request.Request(url + "/predict", body, {"Content-Type": "application/json"})
-    answer = json.load(urllib.request.urlopen(request, timeout=10))
+    answer = {"predictions": None}
+    if not os.environ.get("REFUSED"):
+        body = json.dumps({"instances": json.loads(os.environ["ROWS"])}).encode()
+        headers = {"Content-Type": "application/json"}
+        request = urllib.request.Request(url + "/predict", body, headers)
+        answer = json.load(urllib.request.urlopen(request, timeout=10))
     lazy = {n: type(m).__name__ == "_LazyModule" for n, m in sys.modules.items()}
     report = {
         "predictions": answer["predictions"],
@@ -62,8 +70,11 @@ sys.exit(main([]))
 """
 
 
-def probe_server(model_dir: Path, rows: list[list[float]], tmp_path: Path) -> dict[str, Any]:
-    """Serve ``model_dir`` in a real process, predict ``rows``, and say what was inside."""
+def probe_server(
+    model_dir: Path, rows: list[list[float]], tmp_path: Path, *, refused: bool = False
+) -> dict[str, Any]:
+    """Serve ``model_dir`` in a real process, predict ``rows`` (unless the model is
+    ``refused``: then it never gets ready), and say what was inside."""
     report = tmp_path / "report.json"
     env = {
         **os.environ,
@@ -72,6 +83,7 @@ def probe_server(model_dir: Path, rows: list[list[float]], tmp_path: Path) -> di
         "PING_ACCESS_LOG": "false",
         "ROWS": json.dumps(rows),
         "REPORT": str(report),
+        **({"REFUSED": "1"} if refused else {}),
     }
     process = subprocess.run(
         [sys.executable, "-c", PROBE], env=env, cwd=REPO, capture_output=True, text=True, timeout=90
@@ -187,3 +199,16 @@ def test_a_deferred_module_loads_on_first_use() -> None:
         if was is not None:
             sys.modules[name] = was
             sys.modules["email"]._header_value_parser = was  # type: ignore[attr-defined]
+
+
+def test_a_process_that_refuses_its_model_still_collects_garbage(
+    zoo: dict[str, Specimen], tmp_path: Path
+) -> None:
+    artifact = Path(shutil.copytree(zoo["iris-logreg"].model_dir, tmp_path / "old"))
+    metadata = json.loads((artifact / "metadata.json").read_text())
+    (artifact / "metadata.json").write_text(json.dumps({**metadata, "sklearn_version": "0.24.2"}))
+
+    report = probe_server(artifact, [], tmp_path, refused=True)
+
+    assert report["gc_enabled"] is True  # it answers probes for as long as it runs
+    assert report["frozen"] > 10_000
