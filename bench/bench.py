@@ -596,7 +596,7 @@ def report(results: dict[str, Any]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--logreg-dir", type=Path, default=Path("models/iris"))
+    parser.add_argument("--logreg-dir", type=Path, default=Path("models/bench-logreg"))
     parser.add_argument("--forest-dir", type=Path, default=Path("models/bench-forest"))
     parser.add_argument("--seconds", type=float, default=15.0, help="measured run length")
     parser.add_argument("--warmup", type=float, default=3.0, help="thrown-away run length")

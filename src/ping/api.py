@@ -8,10 +8,11 @@ from fastapi import APIRouter, Request, Response
 
 from ping.batching import Prediction, RowRefused
 from ping.errors import PROBLEM_JSON, InvalidInput, ModelNotReady
+from ping.fastdecode import PredictRows, predict_rows
 from ping.inputs import InputSchema, request_input
 from ping.model import Model, predict_answer
 from ping.schemas import PredictRequest, PredictResponse
-from ping.validation import read_body
+from ping.validation import parse_body, read_body
 
 router = APIRouter()
 
@@ -69,19 +70,25 @@ async def predict(request: Request) -> Response:
     settings = request.app.state.settings
     schema: InputSchema = request.app.state.input_schema
     with request.app.state.tracing.span("ping.validate"):
-        body = await read_body(
-            request, schema.body, settings.max_body_bytes, timeout=settings.body_timeout_seconds
+        raw = await read_body(
+            request, settings.max_body_bytes, timeout=settings.body_timeout_seconds
         )
+        # The common body in one pass; any other takes the strict path, which answers it
+        # exactly as before (errors included).
+        body = predict_rows(raw, schema, max_rows=settings.max_rows) or parse_body(raw, schema.body)
         if body.return_probabilities and not model.supports_probabilities:
             raise InvalidInput.for_field("return_probabilities", "this model has no predict_proba")
         if body.return_class_names and not model.is_classifier:
             raise InvalidInput.for_field(
                 "return_class_names", "this model is a regressor: no classes"
             )
-        batch = body.instances is not None
-        rows = request_input(
-            body.rows, schema, max_rows=settings.max_rows, field=body.field, batch=batch
-        )
+        batch = body.field == "instances"
+        if isinstance(body, PredictRows):
+            rows = body.matrix
+        else:
+            rows = request_input(
+                body.rows, schema, max_rows=settings.max_rows, field=body.field, batch=batch
+            )
     result = await run_model(
         request,
         rows,

@@ -25,6 +25,7 @@ from ping.errors import (
     NotFound,
     UnsupportedMediaType,
 )
+from ping.fastdecode import InferRows, infer_rows
 from ping.model import Model, ModelMetadata
 from ping.schemas import (
     V2InferRequest,
@@ -32,7 +33,7 @@ from ping.schemas import (
     V2ModelMetadata,
 )
 from ping.tensors import model_input
-from ping.validation import read_body
+from ping.validation import parse_body, read_body
 
 router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (V2)"])
 
@@ -156,18 +157,26 @@ async def infer(request: Request, name: str) -> Response:
     settings = request.app.state.settings
     with request.app.state.tracing.span("ping.validate"):
         # tritonclient and KServe's client send infer bodies without a Content-Type.
-        body = await read_body(
+        raw = await read_body(
             request,
-            V2InferRequest,
             settings.max_body_bytes,
             timeout=settings.body_timeout_seconds,
             untyped_is_json=True,
+        )
+        schema = request.app.state.input_schema
+        # One numeric tensor (the common body) in one pass; any other takes the strict
+        # path, which answers it exactly as before (errors included).
+        body = infer_rows(raw, schema, max_rows=settings.max_rows) or parse_body(
+            raw, V2InferRequest
         )
         if body.model_name is not None and body.model_name != name:
             reason = f"the body names {body.model_name!r} but the URL names {name!r}"
             raise InvalidInput.for_field("model_name", reason)
         wanted = _requested_outputs(body, model)
-        rows = model_input(body.inputs, request.app.state.input_schema, max_rows=settings.max_rows)
+        if isinstance(body, InferRows):
+            rows = body.matrix
+        else:
+            rows = model_input(body.inputs, schema, max_rows=settings.max_rows)
     result = await run_model(
         request,
         rows,
@@ -207,7 +216,7 @@ def _output_tensor(name: str, result: Prediction, meta: ModelMetadata) -> dict[s
     }
 
 
-def _requested_outputs(body: V2InferRequest, model: Model) -> list[str]:
+def _requested_outputs(body: V2InferRequest | InferRows, model: Model) -> list[str]:
     """The output names to answer, in the order asked; all of them when none are named."""
     available = [PREDICT, PREDICT_PROBA] if model.supports_probabilities else [PREDICT]
     if not body.outputs:

@@ -40,20 +40,13 @@ def _is_json(content_type: str) -> bool:
 
 
 async def read_body(
-    request: Request,
-    schema: type[Body],
-    max_bytes: int,
-    *,
-    timeout: float,
-    untyped_is_json: bool = False,
-) -> Body:
-    """Read a JSON body of at most ``max_bytes`` within ``timeout`` seconds and validate
-    it against ``schema``.
+    request: Request, max_bytes: int, *, timeout: float, untyped_is_json: bool = False
+) -> bytes:
+    """Read a JSON body of at most ``max_bytes`` within ``timeout`` seconds; its bytes.
 
     Raises 415 for a non-JSON content type or any Content-Encoding but identity, 413
-    past the limit (without reading further), 408 past the deadline, 400 for malformed
-    JSON and 422 naming each invalid field. With ``untyped_is_json``, a body sent
-    without any Content-Type is read as JSON.
+    past the limit (without reading further) and 408 past the deadline. With
+    ``untyped_is_json``, a body sent without any Content-Type is read as JSON.
     """
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding != "identity":
@@ -89,8 +82,14 @@ async def read_body(
         body = b"".join(chunks)
     elif len(body) > max_bytes:
         raise _too_large(max_bytes)
+    return body
+
+
+def parse_body(raw: bytes, schema: type[Body]) -> Body:
+    """Validate a JSON body against ``schema``: 400 for malformed JSON, 422 naming each
+    invalid field."""
     try:
-        return schema.model_validate_json(body)
+        return schema.model_validate_json(raw)
     except ValidationError as exc:
         raise from_validation_error(exc) from None
 
