@@ -1,6 +1,5 @@
 """The app factory: wires settings, model, batcher, metrics and the error handler."""
 
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 import ping
-from ping import api, v2
+from ping import api, startup, v2
 from ping.accesslog import AccessLog
 from ping.batching import MicroBatcher
 from ping.check import open_model, self_check
@@ -69,6 +68,7 @@ def create_app(
             readiness.problem = problem
             metrics.refuse_model("version_mismatch")
             logger.error("model refused: %s", problem)
+            startup.settle()  # it still answers probes and /metrics, for as long as it runs
             try:
                 yield
             finally:
@@ -87,12 +87,7 @@ def create_app(
             tracing=tracing,
             in_flight=in_flight,
         )
-        # What exists now (imports, the model) lives as long as the process. Freezing it
-        # keeps the collector from rescanning those objects in every full collection:
-        # that pause was most of p99 (bench, logreg at 32 connections: 62 ms -> 17 ms).
-        # No gc.collect() first: at this point it freed nothing and cost ~0.15 s of
-        # start-up (iris model, measured).
-        gc.freeze()
+        startup.settle()  # freeze the heap out of the collector, and resume it
         batcher.start()
         app.state.model = loaded
         app.state.input_schema = InputSchema.of(loaded.metadata)

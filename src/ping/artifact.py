@@ -250,22 +250,42 @@ def load_estimator(
 
 
 def skops_io() -> ModuleType:
-    """``skops.io``, imported without its enumeration of every scikit-learn estimator.
+    """``skops.io``, imported without the parts of its default trust list Ping never uses.
 
-    On import, skops builds its default trust list with ``sklearn.utils.all_estimators``,
-    which imports every scikit-learn module: measured ~0.2 s of start-up and ~15 MB.
-    Ping never relies on that list (``is_trusted`` decides, by who defines a type), so
-    the enumeration is skipped; every type in the file then passes ``is_trusted``.
+    On import, skops builds that list from every scikit-learn estimator
+    (``sklearn.utils.all_estimators`` imports every scikit-learn module: ~0.2 s, ~15 MB),
+    from every public ufunc of numpy and ``scipy.special`` (each scipy one located by a
+    scan of all loaded modules, ~0.1 s; the numpy scan also loads the submodules
+    ping.startup defers), and from ``_BinMapper``, for which it imports
+    ``sklearn.ensemble`` (~2.5 MB that an iris pipeline does not need). Ping never relies
+    on that list: it passes skops the file's own types that ``is_trusted`` accepts, which
+    covers all of these (tests/unit/test_startup.py checks the ufuncs), so they are skipped.
     """
-    if "skops.io" not in sys.modules:
-        import sklearn.utils
+    if "skops.io" in sys.modules:
+        return sys.modules["skops.io"]
+    import sklearn.utils
 
-        enumerate_all = sklearn.utils.all_estimators
-        sklearn.utils.all_estimators = lambda *args, **kwargs: []
-        try:
-            import skops.io  # noqa: F401
-        finally:
-            sklearn.utils.all_estimators = enumerate_all
+    enumerate_all = sklearn.utils.all_estimators
+    sklearn.utils.all_estimators = lambda *args, **kwargs: []
+    scanned = (np, importlib.import_module("scipy.special"))
+    listings = {module: vars(module).get("__dir__") for module in scanned}
+    for module in listings:
+        setattr(module, "__dir__", list)  # noqa: B010  # dir(module) is [] (PEP 562)
+    binning = "sklearn.ensemble._hist_gradient_boosting.binning"
+    blocked = binning not in sys.modules
+    if blocked:
+        sys.modules[binning] = None  # type: ignore[assignment]  # skops skips it on ImportError
+    try:
+        import skops.io  # noqa: F401
+    finally:
+        sklearn.utils.all_estimators = enumerate_all
+        for module, listing in listings.items():
+            if listing is None:
+                delattr(module, "__dir__")
+            else:
+                setattr(module, "__dir__", listing)  # noqa: B010
+        if blocked:
+            del sys.modules[binning]
     return sys.modules["skops.io"]
 
 

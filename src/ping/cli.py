@@ -12,25 +12,15 @@ from ping import __version__, fetch, selftest  # both standard library only
 
 
 def _serve(args: argparse.Namespace) -> int:
-    _import_sklearn_without_pandas()
-    from ping.serve import serve  # imported on use: other commands need no web stack
+    from ping import startup
 
-    return serve()
-
-
-def _import_sklearn_without_pandas() -> None:
-    """Import scikit-learn without letting it import pandas, which it does whenever
-    pandas is installed (sklearn.utils.fixes), though it only needs pandas for a
-    DataFrame and finds that through ``sys.modules``. pandas costs the server ~0.2-0.4 s
-    of start-up and ~30 MB; ping.inputs imports it when an artifact needs a DataFrame.
-    """
-    if "pandas" in sys.modules or "sklearn" in sys.modules:
-        return
-    sys.modules["pandas"] = None  # type: ignore[assignment]  # `import pandas` fails here
+    startup.prepare()  # before the heavy imports: see ping.startup
     try:
-        import sklearn.utils.fixes  # noqa: F401
+        from ping.serve import serve  # imported on use: other commands need no web stack
+
+        return serve()
     finally:
-        del sys.modules["pandas"]
+        startup.resume()  # the lifespan resumes it once the model is loaded; else here
 
 
 def _package(args: argparse.Namespace) -> int:

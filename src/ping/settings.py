@@ -17,14 +17,16 @@ ENV_PREFIX = "PING_"
 
 
 class Settings(BaseSettings):
-    """Everything Ping can be configured with."""
+    """Everything Ping can be configured with.
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        extra="forbid",
-        frozen=True,
-        use_attribute_docstrings=True,
-    )
+    Each field's docstring is its documentation (the README's config table). pydantic's
+    ``use_attribute_docstrings`` is off: at import it reads and parses this file and asks
+    every loaded module for its file (inspect.getmodule), which costs the server ~60 ms of
+    start-up and loads the modules ping.startup defers, for descriptions nothing reads at
+    run time. tests/unit/test_settings.py reads the docstrings instead.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
 
     model_dir: Path = Path("models/iris")
     """Artifact directory: `metadata.json` and the model file (`pingctl package` makes one)."""

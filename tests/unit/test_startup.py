@@ -1,0 +1,214 @@
+"""What the serving process does to start fast and small (ping.startup, artifact.skops_io),
+checked inside a real ``python -m ping`` process: the collector is back on and the heap
+frozen once it serves, modules nothing uses stay unloaded, and answers stay scikit-learn's.
+"""
+
+import gc
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import scipy.special
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer, QuantileTransformer
+from starlette.testclient import TestClient
+from tests.conftest import REPO
+from tests.unit.live_server import free_port
+from tests.unit.zoo import Specimen
+
+from ping import startup
+from ping.app import create_app
+from ping.artifact import is_trusted, skops_io
+from ping.settings import Settings
+
+pytestmark = pytest.mark.unit
+
+# Serves like `python -m ping`, and once the model answers, reports from inside the process.
+PROBE = """
+import gc, json, os, signal, sys, threading, time, urllib.error, urllib.request
+def probe():
+    url = f"http://127.0.0.1:{os.environ['PING_PORT']}"
+    while True:
+        try:
+            urllib.request.urlopen(url + "/readyz", timeout=1)
+            break
+        except urllib.error.HTTPError as exc:  # the lifespan has run: it answers
+            if exc.code == 503 and os.environ.get("REFUSED"):
+                break
+            time.sleep(0.05)
+        except OSError:
+            time.sleep(0.05)
+    answer = {"predictions": None}
+    if not os.environ.get("REFUSED"):
+        body = json.dumps({"instances": json.loads(os.environ["ROWS"])}).encode()
+        headers = {"Content-Type": "application/json"}
+        request = urllib.request.Request(url + "/predict", body, headers)
+        answer = json.load(urllib.request.urlopen(request, timeout=10))
+    lazy = {n: type(m).__name__ == "_LazyModule" for n, m in sys.modules.items()}
+    report = {
+        "predictions": answer["predictions"],
+        "gc_enabled": gc.isenabled(),
+        "frozen": gc.get_freeze_count(),
+        "deferred": {name: lazy.get(name) for name in ("numpy.f2py", "numpy.testing")},
+        "imported": sorted(n for n in ("pandas", "sklearn.ensemble") if n in sys.modules),
+        "stats_deferred": type(sys.modules["scipy.stats"]).__name__ == "_Deferred",
+    }
+    with open(os.environ["REPORT"], "w") as f:
+        json.dump(report, f)
+    os.kill(os.getpid(), signal.SIGTERM)  # drains, then exits 0
+threading.Thread(target=probe, daemon=True).start()
+from ping.cli import main
+sys.exit(main([]))
+"""
+
+
+def probe_server(
+    model_dir: Path, rows: list[list[float]], tmp_path: Path, *, refused: bool = False
+) -> dict[str, Any]:
+    """Serve ``model_dir`` in a real process, predict ``rows`` (unless the model is
+    ``refused``: then it never gets ready), and say what was inside."""
+    report = tmp_path / "report.json"
+    env = {
+        **os.environ,
+        "PING_MODEL_DIR": str(model_dir),
+        "PING_PORT": str(free_port()),
+        "PING_ACCESS_LOG": "false",
+        "ROWS": json.dumps(rows),
+        "REPORT": str(report),
+        **({"REFUSED": "1"} if refused else {}),
+    }
+    process = subprocess.run(
+        [sys.executable, "-c", PROBE], env=env, cwd=REPO, capture_output=True, text=True, timeout=90
+    )
+    assert process.returncode == 0, process.stderr
+    return dict(json.loads(report.read_text()))
+
+
+def test_serving_iris_resumes_gc_freezes_the_heap_and_leaves_unused_modules_unloaded(
+    zoo: dict[str, Specimen], tmp_path: Path
+) -> None:
+    specimen, rows = zoo["iris-logreg"], load_iris().data
+
+    report = probe_server(specimen.model_dir, rows.tolist(), tmp_path)
+
+    assert report["predictions"] == specimen.estimator.predict(rows).tolist()
+    assert report["gc_enabled"] is True
+    assert report["frozen"] > 10_000  # imports and the model, out of the collector's scans
+    assert report["deferred"] == {"numpy.f2py": True, "numpy.testing": True}
+    assert report["imported"] == []  # neither pandas nor sklearn.ensemble for a pipeline
+    assert report["stats_deferred"] is True
+
+
+def test_serving_a_forest_imports_what_it_needs_and_answers_like_sklearn(
+    zoo: dict[str, Specimen], tmp_path: Path
+) -> None:
+    specimen, rows = zoo["iris-forest"], load_iris().data
+
+    report = probe_server(specimen.model_dir, rows.tolist(), tmp_path)
+
+    assert report["predictions"] == specimen.estimator.predict(rows).tolist()
+    assert report["gc_enabled"] is True
+    assert report["imported"] == ["sklearn.ensemble"]
+    assert report["stats_deferred"] is True
+
+
+def test_a_model_that_predicts_with_scipy_stats_loads_it_before_it_is_ready(
+    tmp_path: Path,
+) -> None:
+    from ping.package import package
+
+    iris = load_iris()
+    # Its normal output is scipy.stats.norm.ppf of the quantiles: scipy.stats at predict.
+    model = make_pipeline(
+        QuantileTransformer(n_quantiles=50, output_distribution="normal"),
+        LogisticRegression(max_iter=1000),
+    ).fit(iris.data, iris.target)
+    package(model, tmp_path / "quantiles", name="quantiles")
+
+    report = probe_server(tmp_path / "quantiles", iris.data.tolist(), tmp_path)
+
+    assert report["predictions"] == model.predict(iris.data).tolist()
+    assert report["stats_deferred"] is False
+
+
+def test_a_model_of_numpy_and_scipy_ufuncs_serves_without_skops_default_trust(
+    tmp_path: Path,
+) -> None:
+    from ping.package import package
+
+    iris = load_iris()
+    model = make_pipeline(
+        FunctionTransformer(np.tanh),
+        FunctionTransformer(scipy.special.expit),
+        LogisticRegression(max_iter=1000),
+    ).fit(iris.data, iris.target)
+    package(model, tmp_path / "ufuncs", name="ufuncs")
+
+    report = probe_server(tmp_path / "ufuncs", iris.data.tolist(), tmp_path)
+
+    assert report["predictions"] == model.predict(iris.data).tolist()
+
+
+def test_every_ufunc_skops_trusts_by_default_ping_trusts_too() -> None:
+    """skops_io skips skops's ufunc scans: Ping's own rule must cover what they listed."""
+    skops_io()
+    from skops.io._utils import get_public_type_names
+
+    listed = get_public_type_names(module=np, oftype=np.ufunc)
+    listed += get_public_type_names(module=scipy.special, oftype=np.ufunc)
+
+    assert len(listed) > 200
+    assert [name for name in listed if not is_trusted(name)] == []
+
+
+def test_the_in_process_app_leaves_the_collector_as_it_found_it(settings: Settings) -> None:
+    assert gc.isenabled()
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/readyz").status_code == 200
+        assert gc.isenabled()
+    gc.disable()  # a caller's choice, kept
+    try:
+        with TestClient(create_app(settings)) as client:
+            assert client.get("/readyz").status_code == 200
+            assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_a_deferred_module_loads_on_first_use() -> None:
+    name = "email._header_value_parser"
+    was = sys.modules.pop(name, None)
+    try:
+        startup.defer(name)
+        module = sys.modules[name]
+        assert type(module).__name__ == "_LazyModule"
+        assert sys.modules["email"]._header_value_parser is module  # type: ignore[attr-defined]
+
+        assert module.get_address_list  # the first attribute access runs the module
+
+        assert type(module).__name__ != "_LazyModule"
+    finally:
+        if was is not None:
+            sys.modules[name] = was
+            sys.modules["email"]._header_value_parser = was  # type: ignore[attr-defined]
+
+
+def test_a_process_that_refuses_its_model_still_collects_garbage(
+    zoo: dict[str, Specimen], tmp_path: Path
+) -> None:
+    artifact = Path(shutil.copytree(zoo["iris-logreg"].model_dir, tmp_path / "old"))
+    metadata = json.loads((artifact / "metadata.json").read_text())
+    (artifact / "metadata.json").write_text(json.dumps({**metadata, "sklearn_version": "0.24.2"}))
+
+    report = probe_server(artifact, [], tmp_path, refused=True)
+
+    assert report["gc_enabled"] is True  # it answers probes for as long as it runs
+    assert report["frozen"] > 10_000
