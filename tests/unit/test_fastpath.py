@@ -38,6 +38,7 @@ from training.train import train
 
 from ping.fastpath import ForestPath, LinearClassifierPath, fast_path, prove
 from ping.model import Model, load_model
+from ping.package import package
 
 pytestmark = pytest.mark.unit
 
@@ -256,3 +257,18 @@ def test_model_answers_are_sklearns_on_20000_rows(
     labels, proba = model.predict_with_probabilities(rows)
     assert np.array_equal(labels, estimator.predict(rows))
     assert np.array_equal(proba, estimator.predict_proba(rows))
+
+
+def test_a_transformer_that_warns_on_the_proof_rows_still_loads(tmp_path: Path) -> None:
+    """The proof's random rows include negatives, where log1p warns (and pytest turns
+    warnings into errors): neither packaging nor loading may fail or warn for that."""
+    estimator = make_pipeline(
+        FunctionTransformer(np.log1p), StandardScaler(), LogisticRegression(max_iter=1000)
+    ).fit(IRIS.data, IRIS.target)
+    package(estimator, tmp_path / "log1p", name="log1p")
+
+    model = load_model(tmp_path / "log1p")
+
+    assert model.fast is not None
+    assert np.array_equal(model.predict(IRIS.data), estimator.predict(IRIS.data))
+    assert np.array_equal(model.predict_proba(IRIS.data), estimator.predict_proba(IRIS.data))
