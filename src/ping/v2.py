@@ -33,7 +33,7 @@ from ping.schemas import (
     V2ModelMetadata,
 )
 from ping.tensors import model_input
-from ping.validation import parse_body, read_body
+from ping.validation import body_headers, parse_body, read_body
 
 router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (V2)"])
 
@@ -151,7 +151,8 @@ async def model_metadata(request: Request, name: str) -> Response:
 async def infer(request: Request, name: str) -> Response:
     model = _served_model(request, name)
     meta = model.metadata
-    if "inference-header-content-length" in request.headers:
+    headers = body_headers(request)
+    if b"inference-header-content-length" in headers:
         reason = "binary tensor data is not supported; send the tensor as JSON `data`"
         raise UnsupportedMediaType(reason, [FieldError("Inference-Header-Content-Length", reason)])
     settings = request.app.state.settings
@@ -162,6 +163,7 @@ async def infer(request: Request, name: str) -> Response:
             settings.max_body_bytes,
             timeout=settings.body_timeout_seconds,
             untyped_is_json=True,
+            headers=headers,
         )
         schema = request.app.state.input_schema
         # One numeric tensor (the common body) in one pass; any other takes the strict
@@ -202,7 +204,7 @@ def _output_tensor(name: str, result: Prediction, meta: ModelMetadata) -> dict[s
     if name == PREDICT:
         datatype = meta.outputs["predict"].datatype
         labels = result.labels
-        data = labels.astype(np.int64) if datatype == "INT64" else labels.ravel()
+        data = labels.astype(np.int64, copy=False) if datatype == "INT64" else labels.ravel()
         if datatype == "BYTES":
             data = labels.tolist()
         return {"name": name, "shape": list(labels.shape), "datatype": datatype, "data": data}
