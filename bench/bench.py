@@ -8,7 +8,8 @@ both trained by training/ when missing) it starts a server pinned to CPU 0
 keep-alive, 32 connections, a thrown-away warm-up, then a measured run, with
 single-row and 100-row bodies. It does that for Ping (``python -m ping``, default
 settings) and for the thin stack (``bench/thin.py``); Ping also takes the same rows on
-its V2 infer route, in the body KServe's client sends. Every server first answers a
+its V2 infer route, in the body KServe's client sends, its native and V2 routes taking
+turns in three slices each so that their ratio compares the same minutes. Every server first answers a
 lone request (1 connection, 1 row); Ping does that with micro-batching on and off.
 The in-process floor (``predict`` alone, per call) is a reference. It prints a table,
 every target (issue 14) with ok or MISSED, and writes everything as JSON under
@@ -98,6 +99,7 @@ SPEED_TARGETS = {  # (model, shape): (what is compared, minimum ratio Ping / thi
 CPU_TARGETS = {("logreg", "single"): 0.5}  # most CPU per request, Ping / thin stack
 LONE_P50_LIMIT = 1.0  # a lone request's p50, Ping / thin stack
 V2_LIMIT = 0.9  # least V2 req/s, as a share of Ping's native req/s on the same rows
+V2_SLICES = 3  # native and V2 take turns in this many slices each
 RSS_LIMIT_MB = 150  # the iris model; the forest's trees are reported, not limited
 START_LIMIT_S = 1.0
 
@@ -396,6 +398,48 @@ def measure(
     )
 
 
+def combine(slices: list[Run]) -> Run:
+    """One row from interleaved slices of the same load: totals over all of them, the
+    median slice's p50 and the worst slice's p99."""
+    requests = sum(r.requests for r in slices)
+    seconds = sum(r.seconds for r in slices)
+    weight = max(requests, 1)
+    per_call = [r for r in slices if r.rows_per_model_call is not None]
+    detail: dict[str, int] = {}
+    for r in slices:
+        for key, n in r.error_detail.items():
+            detail[key] = detail.get(key, 0) + n
+    last = slices[-1]
+    return Run(
+        server=last.server,
+        model=last.model,
+        shape=last.shape,
+        connections=last.connections,
+        seconds=round(seconds, 2),
+        requests=requests,
+        req_per_s=round(requests / seconds, 1),
+        rows_per_s=round(requests * ROWS[last.shape] / seconds, 1),
+        p50_ms=sorted(r.p50_ms for r in slices)[len(slices) // 2],
+        p99_ms=max(r.p99_ms for r in slices),
+        errors=sum(r.errors for r in slices),
+        rss_mb=last.rss_mb,
+        peak_rss_mb=max(r.peak_rss_mb for r in slices),
+        anon_mb=last.anon_mb,
+        cpu_us_per_request=round(
+            sum(r.cpu_us_per_request * r.requests for r in slices) / weight, 1
+        ),
+        other_load_percent=max(r.other_load_percent for r in slices),
+        rows_per_model_call=round(
+            sum(r.rows_per_model_call * r.requests for r in per_call)  # type: ignore[operator]
+            / max(sum(r.requests for r in per_call), 1),
+            1,
+        )
+        if per_call
+        else None,
+        error_detail=detail,
+    )
+
+
 def bench_model(
     model: str, model_dir: Path, args: argparse.Namespace, scratch: Path, results: dict[str, Any]
 ) -> list[Run]:
@@ -432,26 +476,45 @@ def bench_model(
                 server.check(shape, expected[shape])
                 log(f"{kind} {model} {shape}: {args.warmup:g} s warm-up, {args.seconds:g} s")
                 wrk(server.port, scripts[shape], CONNECTIONS, args.warmup)
-                runs.append(
-                    measure(server, model, shape, scripts[shape], CONNECTIONS, args.seconds)
-                )
-            if kind == "ping":
-                for shape in BODIES:
-                    server.check(shape, expected[f"v2-{shape}"], v2_path, v2[shape])
-                    log(f"ping {model} V2 {shape}: {args.warmup:g} s warm-up, {args.seconds:g} s")
-                    wrk(server.port, v2_scripts[shape], CONNECTIONS, args.warmup, v2_path)
+                if kind != "ping":
                     runs.append(
+                        measure(server, model, shape, scripts[shape], CONNECTIONS, args.seconds)
+                    )
+                    continue
+                # Ping's native and V2 routes take turns, in V2_SLICES slices each, so that
+                # the V2 / native ratio compares the same minutes of this machine: run one
+                # after the other, drift between them (±10 % from one 5 s slice to the
+                # next on a VM) moved that ratio more than the routes' difference does.
+                server.check(shape, expected[f"v2-{shape}"], v2_path, v2[shape])
+                log(f"ping {model} V2 {shape}: {args.warmup:g} s warm-up, taking turns")
+                wrk(server.port, v2_scripts[shape], CONNECTIONS, args.warmup, v2_path)
+                native: list[Run] = []
+                on_v2: list[Run] = []
+                for _ in range(V2_SLICES):
+                    native.append(
+                        measure(
+                            server,
+                            model,
+                            shape,
+                            scripts[shape],
+                            CONNECTIONS,
+                            args.seconds / V2_SLICES,
+                        )
+                    )
+                    on_v2.append(
                         measure(
                             server,
                             model,
                             shape,
                             v2_scripts[shape],
                             CONNECTIONS,
-                            args.seconds,
+                            args.seconds / V2_SLICES,
                             label="ping-v2",
                             path=v2_path,
                         )
                     )
+                runs += [combine(native), combine(on_v2)]
+            if kind == "ping":
                 results["access_log_lines"][model] = server.access_log_lines()
         finally:
             server.stop()
