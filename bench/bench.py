@@ -9,8 +9,9 @@ keep-alive, 32 connections, a thrown-away warm-up, then a measured run, with
 single-row and 100-row bodies. It does that for Ping (``python -m ping``, default
 settings) and for the thin stack (``bench/thin.py``); Ping also takes the same rows on
 its V2 infer route, in the body KServe's client sends, its native and V2 routes taking
-turns in three slices each so that their ratio compares the same minutes. Every server first answers a
-lone request (1 connection, 1 row); Ping does that with micro-batching on and off.
+turns in three slices each so that their ratio compares the same minutes. Every server
+first answers a lone request (1 connection, 1 row); Ping does that with micro-batching
+on and off.
 The in-process floor (``predict`` alone, per call) is a reference. It prints a table,
 every target (issue 14) with ok or MISSED, and writes everything as JSON under
 ``bench/results/``. The exit code is 1 when a target is missed.
