@@ -36,8 +36,10 @@ from ping.inputs import InputSchema
 from ping.model import FLOAT32_MAX
 from ping.schemas import V2RequestedOutput
 
-# bool is not here: `true` is no feature value, though Python's bool is an int.
-_NUMBER_TYPES = frozenset({int, float})
+# The strict path's own definitions, so that the two agree on them by construction.
+from ping.tensors import EXACT_IN_FLOAT64, INT_RANGES
+from ping.validation import NUMBER_TYPES, in_float32_range
+
 _SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
 _PREDICT_KEYS = frozenset({"features", "instances", "return_probabilities", "return_class_names"})
 _INFER_KEYS = frozenset({"id", "model_name", "parameters", "inputs", "outputs"})
@@ -45,12 +47,6 @@ _TENSOR_KEYS = frozenset({"name", "shape", "datatype", "parameters", "data"})
 _OUTPUT_KEYS = frozenset({"name", "parameters"})
 _MAX_OUTPUTS = 16  # V2InferRequest.outputs' max_length
 _FLOAT_DATATYPES = frozenset({"FP32", "FP64"})
-_INT_RANGES = {
-    name: (int(np.iinfo(name.lower()).min), int(np.iinfo(name.lower()).max))
-    for name in ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
-}
-# float64 holds every integer below this exactly, so the matrix compares like the JSON.
-_EXACT_IN_FLOAT64 = 2.0**53
 # Up to this many cells, Python checks and builds faster than numpy's per-call overhead.
 _FEW_CELLS = 64
 
@@ -139,7 +135,7 @@ def _rows_matrix(rows: Sequence[Any], width: int) -> np.ndarray | None:
     """Lists of ``width`` numbers each, as a float64 matrix within float32's range."""
     if set(map(type, rows)) != {list} or set(map(len, rows)) != {width}:
         return None
-    if not set(map(type, chain.from_iterable(rows))) <= _NUMBER_TYPES:
+    if not set(map(type, chain.from_iterable(rows))) <= NUMBER_TYPES:
         return None
     count = len(rows) * width
     if count <= _FEW_CELLS:
@@ -147,7 +143,7 @@ def _rows_matrix(rows: Sequence[Any], width: int) -> np.ndarray | None:
             return None
         return np.array(rows, dtype=np.float64)
     matrix = np.fromiter(chain.from_iterable(rows), np.float64, count).reshape(len(rows), width)
-    return matrix if _in_float32_range(matrix) else None
+    return matrix if in_float32_range(matrix) else None
 
 
 def _tensor_matrix(tensor: Any, width: int, max_rows: int) -> np.ndarray | None:
@@ -157,7 +153,7 @@ def _tensor_matrix(tensor: Any, width: int, max_rows: int) -> np.ndarray | None:
     datatype, shape, data = tensor.get("datatype"), tensor.get("shape"), tensor.get("data")
     if type(tensor.get("name")) is not str or not _flat_parameters(tensor.get("parameters")):
         return None
-    if type(datatype) is not str or not (datatype in _FLOAT_DATATYPES or datatype in _INT_RANGES):
+    if type(datatype) is not str or not (datatype in _FLOAT_DATATYPES or datatype in INT_RANGES):
         return None
     if type(shape) is not list or len(shape) != 2 or set(map(type, shape)) != {int}:
         return None
@@ -167,22 +163,18 @@ def _tensor_matrix(tensor: Any, width: int, max_rows: int) -> np.ndarray | None:
     matrix: np.ndarray | None
     if type(data[0]) is list:
         matrix = _rows_matrix(data, width) if len(data) == n_rows else None
-    elif len(data) == n_rows * width and set(map(type, data)) <= _NUMBER_TYPES:
+    elif len(data) == n_rows * width and set(map(type, data)) <= NUMBER_TYPES:
         if len(data) <= _FEW_CELLS:
             in_range = _few_in_float32_range(data)
             matrix = np.array(data, dtype=np.float64).reshape(n_rows, width) if in_range else None
         else:
             matrix = np.fromiter(data, np.float64, len(data)).reshape(n_rows, width)
-            matrix = matrix if _in_float32_range(matrix) else None
+            matrix = matrix if in_float32_range(matrix) else None
     else:
         matrix = None
-    if matrix is None or (datatype in _INT_RANGES and not _holds(matrix, datatype)):
+    if matrix is None or (datatype in INT_RANGES and not _holds(matrix, datatype)):
         return None
     return matrix
-
-
-def _in_float32_range(matrix: np.ndarray) -> bool:
-    return bool((np.abs(matrix) <= FLOAT32_MAX).all())  # false for NaN and ±inf too
 
 
 def _few_in_float32_range(cells: Iterable[float]) -> bool:
@@ -193,10 +185,10 @@ def _few_in_float32_range(cells: Iterable[float]) -> bool:
 
 def _holds(matrix: np.ndarray, datatype: str) -> bool:
     """Whole numbers within the integer datatype's range, all exact in float64."""
-    low, high = _INT_RANGES[datatype]
+    low, high = INT_RANGES[datatype]
     return bool(
         (matrix == np.trunc(matrix)).all()
-        and (np.abs(matrix) < _EXACT_IN_FLOAT64).all()
+        and (np.abs(matrix) < EXACT_IN_FLOAT64).all()
         and low <= matrix.min()
         and matrix.max() <= high
     )

@@ -17,15 +17,15 @@ from ping.inputs import InputSchema, columns_input
 from ping.schemas import V2InputTensor
 from ping.validation import CellField, cells_to_matrix, check_matrix_shape, check_row_count
 
-_INT_RANGES = {
+INT_RANGES = {
     name: (int(np.iinfo(name.lower()).min), int(np.iinfo(name.lower()).max))
     for name in ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
 }
 # float64 holds every integer below this exactly; past it, range checks use the JSON value.
-_EXACT_IN_FLOAT64 = 2.0**53
+EXACT_IN_FLOAT64 = 2.0**53
 _BINARY_PARAMETERS = ("binary_data_size", "shared_memory_region")
 _KIND_DATATYPES = {"string": {"BYTES"}, "boolean": {"BOOL"}}
-_NUMERIC = {"FP32", "FP64", *_INT_RANGES}
+_NUMERIC = {"FP32", "FP64", *INT_RANGES}
 
 
 def model_input(inputs: Sequence[V2InputTensor], schema: InputSchema, *, max_rows: int) -> Any:
@@ -95,7 +95,7 @@ def _by_column(inputs: Sequence[V2InputTensor], schema: InputSchema, *, max_rows
             raise InvalidInput.for_field(
                 f"inputs[{k}].data", f"{len(flat)} values given, but the shape holds {n_rows}"
             )
-        if tensor.datatype in _INT_RANGES:
+        if tensor.datatype in INT_RANGES:
             _check_integer_cells(flat, tensor.datatype, f"inputs[{k}].data")
         columns.append(flat)
     order = [found[name] for name in schema.names]
@@ -103,7 +103,7 @@ def _by_column(inputs: Sequence[V2InputTensor], schema: InputSchema, *, max_rows
 
 
 def _check_integer_cells(values: list[Any], datatype: str, field: str) -> None:
-    low, high = _INT_RANGES[datatype]
+    low, high = INT_RANGES[datatype]
     for i, value in enumerate(values):
         if isinstance(value, bool) or value is None:
             continue
@@ -191,9 +191,9 @@ def _check_integers(
     Exact: float64 rounds integers past 2**53 (2**63 and 2**63 - 1 are the same float),
     so those are compared as the JSON numbers that were sent.
     """
-    if datatype not in _INT_RANGES:
+    if datatype not in INT_RANGES:
         return
-    low, high = _INT_RANGES[datatype]
+    low, high = INT_RANGES[datatype]
     fractional = matrix != np.trunc(matrix)
     if fractional.any():
         r, c = (int(i) for i in np.argwhere(fractional)[0])
@@ -201,7 +201,7 @@ def _check_integers(
             cell_field(r, c), f"{datatype} data must be whole numbers, got {matrix[r, c]}"
         )
     outside = (matrix < low) | (matrix > high)
-    big = np.abs(matrix) >= _EXACT_IN_FLOAT64
+    big = np.abs(matrix) >= EXACT_IN_FLOAT64
     for r, c in np.argwhere(big):
         value = rows[r][c]
         outside[r, c] = not low <= value <= high  # Python compares int and float exactly

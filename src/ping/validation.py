@@ -26,7 +26,7 @@ Body = TypeVar("Body", bound=BaseModel)
 CellField = Callable[[int, int], str]  # (row, column) -> the cell's JSON path
 
 # bool is not here: `true` is no feature value, though Python's bool is an int.
-_NUMBER_TYPES = frozenset({int, float})
+NUMBER_TYPES = frozenset({int, float})
 _NOT_NUMBER = "Input should be a valid number"
 _NOT_FINITE = "Input should be a finite number"
 _NOT_ARRAY = "Input should be a valid array"
@@ -163,18 +163,23 @@ def cells_to_matrix(rows: Sequence[Sequence[Any]], cell_field: CellField) -> np.
     Numbers only (a boolean, string, null or list is refused), then finite values,
     then float32's range.
     """
-    if not set(map(type, chain.from_iterable(rows))) <= _NUMBER_TYPES:
+    if not set(map(type, chain.from_iterable(rows))) <= NUMBER_TYPES:
         raise _bad_cells(rows, cell_field)
     try:
         matrix = np.array(rows, dtype=np.float64)
     except OverflowError:  # an integer literal past float64's range
         matrix = np.array([[_to_float(v) for v in row] for row in rows], dtype=np.float64)
-    if not (np.abs(matrix) <= FLOAT32_MAX).all():  # one pass: false for NaN and ±inf too
+    if not in_float32_range(matrix):
         not_finite = ~np.isfinite(matrix)
         if not_finite.any():
             raise _masked(not_finite, cell_field, lambda v: _NOT_FINITE)
         check_float32_range(matrix, cell_field)
     return matrix
+
+
+def in_float32_range(matrix: np.ndarray) -> bool:
+    """Every value finite and within float32's range, in one pass (false for NaN, ±inf)."""
+    return bool((np.abs(matrix) <= FLOAT32_MAX).all())
 
 
 def check_float32_range(matrix: np.ndarray, cell_field: CellField) -> None:
@@ -205,14 +210,14 @@ def _bad_cells(rows: Sequence[Sequence[Any]], cell_field: CellField) -> InvalidI
     listed: list[FieldError] = []
     for r, row in enumerate(rows):
         for c, value in enumerate(row):
-            if type(value) not in _NUMBER_TYPES:
+            if type(value) not in NUMBER_TYPES:
                 listed.append(FieldError(cell_field(r, c), _NOT_NUMBER))
                 if len(listed) == MAX_LISTED_ERRORS:
                     break
         if len(listed) == MAX_LISTED_ERRORS:
             break
     cells = chain.from_iterable(rows)
-    n_bad = sum(len(row) for row in rows) - sum(map(_NUMBER_TYPES.__contains__, map(type, cells)))
+    n_bad = sum(len(row) for row in rows) - sum(map(NUMBER_TYPES.__contains__, map(type, cells)))
     return invalid(listed, omitted=n_bad - len(listed))
 
 
