@@ -96,11 +96,7 @@ async def predict(request: Request) -> Response:
         field=body.field,
         row_field=lambda i: f"{body.field}[{i}]" if batch else body.field,
     )
-    if model.is_classifier:
-        names = request.app.state.class_names
-        request.app.state.metrics.count_predictions(
-            names[label] for label in result.labels.tolist()
-        )
+    request.app.state.metrics.count_predictions(result.labels)
     answer = predict_answer(
         model,
         result.labels,

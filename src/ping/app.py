@@ -92,9 +92,6 @@ def create_app(
         app.state.model = loaded
         app.state.input_schema = InputSchema.of(loaded.metadata)
         app.state.batcher = batcher
-        app.state.class_names = dict(
-            zip(loaded.metadata.classes, loaded.metadata.class_names, strict=True)
-        )
         metrics.set_model(loaded.metadata)
         readiness.model_loaded = True
         logger.info(

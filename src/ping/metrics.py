@@ -7,8 +7,9 @@ tests/unit/test_metrics.py pins every family's name, type, unit and labels.
 """
 
 from collections import Counter as Tally
-from collections.abc import Iterable
+from typing import Any
 
+import numpy as np
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -71,6 +72,7 @@ class Metrics:
         """``max_call_rows``: the most rows one model call can carry, the larger of
         ``PING_BATCH_MAX_ROWS`` and ``PING_MAX_ROWS`` (one request is never split)."""
         self.registry = CollectorRegistry(auto_describe=True)
+        self._class_names: dict[Any, str] = {}  # label -> class name, from set_model
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
@@ -154,16 +156,24 @@ class Metrics:
         self.model_info.labels(
             metadata.name, metadata.version, metadata.sha256, metadata.sklearn_version
         ).set(1)
+        classifier = metadata.task == "classification"
+        self._class_names = (
+            dict(zip(metadata.classes, metadata.class_names, strict=True)) if classifier else {}
+        )
 
     def refuse_model(self, reason: str) -> None:
         """Record why the model is not served; ``reason`` is a short fixed token
         (``version_mismatch``), never free text, to keep the label set small."""
         self.model_refused.labels(reason).set(1)
 
-    def count_predictions(self, class_names: Iterable[str]) -> None:
+    def count_predictions(self, labels: np.ndarray) -> None:
+        """Count predicted classes by name (``set_model`` gives the names); a regressor's
+        values are not counted."""
+        if not self._class_names:
+            return
         # One increment per class rather than per row: a 1,000-row batch stays cheap.
-        for name, count in Tally(class_names).items():
-            self.predictions.labels(name).inc(count)
+        for label, count in Tally(labels.tolist()).items():
+            self.predictions.labels(self._class_names[label]).inc(count)
 
     def exposition(self, accept: str | None) -> tuple[bytes, str]:
         """The registry in the format the scraper asks for: OpenMetrics (with units) when

@@ -186,11 +186,7 @@ async def infer(request: Request, name: str) -> Response:
         field="inputs",
         row_field=lambda i: f"inputs[*].data[{i}]",
     )
-    if model.is_classifier:
-        names = request.app.state.class_names
-        request.app.state.metrics.count_predictions(
-            names[label] for label in result.labels.tolist()
-        )
+    request.app.state.metrics.count_predictions(result.labels)
 
     answer: dict[str, Any] = {"model_name": meta.name, "model_version": meta.version}
     if body.id is not None:
