@@ -18,7 +18,7 @@ from ping.artifact import ArtifactError, version_problem
 from ping.errors import PingError
 from ping.inputs import InputSchema, request_input
 from ping.model import Model, load_model, predict_answer
-from ping.settings import Settings
+from ping.settings import Settings, invalid_settings
 
 EXIT_BAD_ARTIFACT = 2
 RTOL, ATOL = 1e-9, 1e-12
@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         model = open_model(settings)
         seconds = self_check(model)
     except ValidationError as exc:
-        print(f"ping: invalid configuration: {exc.errors()[0]['msg']}", file=sys.stderr)
+        print(f"ping: {invalid_settings(exc)}", file=sys.stderr)
         return EXIT_BAD_ARTIFACT
     except ArtifactError as exc:
         print(f"ping: check failed: {exc}", file=sys.stderr)

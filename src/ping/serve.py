@@ -24,7 +24,7 @@ from ping.check import open_model, self_check
 from ping.health import Readiness
 from ping.logs import log_config
 from ping.protocol import DRAIN_IDLE_SECONDS, GuardedHttpToolsProtocol, HttpLimits
-from ping.settings import Settings, unknown_variable
+from ping.settings import Settings, invalid_settings, unknown_variable
 from ping.tracing import TracingError, load_tracing
 
 EXIT_BAD_START = 2
@@ -70,11 +70,6 @@ class DrainingServer(uvicorn.Server):
         return await super().on_tick(counter)
 
 
-def _one_line(exc: ValidationError) -> str:
-    problems = [f"PING_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()]
-    return "invalid configuration: " + "; ".join(problems)
-
-
 def bind(settings: Settings) -> socket.socket:
     """The listening socket, bound now so that a taken or invalid address is one line."""
     try:
@@ -115,7 +110,7 @@ def serve() -> int:
         raise_fd_limit(settings.max_connections)
         sock = bind(settings)
     except ValidationError as exc:
-        print(f"ping: {_one_line(exc)}", file=sys.stderr)
+        print(f"ping: {invalid_settings(exc)}", file=sys.stderr)
         return EXIT_BAD_START
     except ArtifactError as exc:
         print(f"ping: cannot serve: {exc}", file=sys.stderr)

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "PING_"
@@ -112,6 +112,12 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(name.strip() for name in value.split(",") if name.strip())
         return value
+
+
+def invalid_settings(exc: ValidationError) -> str:
+    """One line naming each invalid variable and why, for a command that stops on it."""
+    problems = [f"PING_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()]
+    return "invalid configuration: " + "; ".join(problems)
 
 
 def unknown_variable(environ: Mapping[str, str]) -> str | None:
