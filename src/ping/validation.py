@@ -81,7 +81,7 @@ async def read_body(
             f"Content-Encoding is not supported: {reason}", [FieldError("Content-Encoding", reason)]
         )
     content_type = headers.get(b"content-type", "")
-    if not _is_json(content_type) and not (untyped_is_json and not content_type):
+    if (content_type or not untyped_is_json) and not _is_json(content_type):
         got = f"got {content_type!r}" if content_type else "no Content-Type was sent"
         raise UnsupportedMediaType(
             f"expected Content-Type: application/json, {got}", [FieldError("Content-Type", got)]
