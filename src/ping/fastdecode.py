@@ -47,6 +47,8 @@ _TENSOR_KEYS = frozenset({"name", "shape", "datatype", "parameters", "data"})
 _OUTPUT_KEYS = frozenset({"name", "parameters"})
 _MAX_OUTPUTS = 16  # V2InferRequest.outputs' max_length
 _FLOAT_DATATYPES = frozenset({"FP32", "FP64"})
+_NUMERIC_DATATYPES = _FLOAT_DATATYPES | INT_RANGES.keys()
+_OPTIONAL_STR = frozenset({str, type(None)})  # the types of an optional string member
 # Up to this many cells, Python checks and builds faster than numpy's per-call overhead.
 _FEW_CELLS = 64
 
@@ -107,9 +109,9 @@ def infer_rows(raw: bytes, schema: InputSchema, *, max_rows: int) -> InferRows |
     if type(body) is not dict or not body.keys() <= _INFER_KEYS:
         return None
     request_id, model_name = body.get("id"), body.get("model_name")
-    if not (_optional_str(request_id) and _optional_str(model_name)):
+    if type(request_id) not in _OPTIONAL_STR or type(model_name) not in _OPTIONAL_STR:
         return None
-    if not _flat_parameters(body.get("parameters")):
+    if "parameters" in body and not _flat_parameters(body["parameters"]):
         return None
     outputs, inputs = body.get("outputs"), body.get("inputs")
     if outputs is not None and not _plain_outputs(outputs):
@@ -151,11 +153,15 @@ def _tensor_matrix(tensor: Any, width: int, max_rows: int) -> np.ndarray | None:
     if type(tensor) is not dict or not tensor.keys() <= _TENSOR_KEYS:
         return None
     datatype, shape, data = tensor.get("datatype"), tensor.get("shape"), tensor.get("data")
-    if type(tensor.get("name")) is not str or not _flat_parameters(tensor.get("parameters")):
+    if type(tensor.get("name")) is not str:
         return None
-    if type(datatype) is not str or not (datatype in _FLOAT_DATATYPES or datatype in INT_RANGES):
+    if "parameters" in tensor and not _flat_parameters(tensor["parameters"]):
         return None
-    if type(shape) is not list or len(shape) != 2 or set(map(type, shape)) != {int}:
+    if type(datatype) is not str or datatype not in _NUMERIC_DATATYPES:
+        return None
+    if type(shape) is not list or len(shape) != 2:
+        return None
+    if type(shape[0]) is not int or type(shape[1]) is not int:
         return None
     n_rows = shape[0]
     if not 0 < n_rows <= max_rows or shape[1] != width or type(data) is not list or not data:
@@ -192,10 +198,6 @@ def _holds(matrix: np.ndarray, datatype: str) -> bool:
         and low <= matrix.min()
         and matrix.max() <= high
     )
-
-
-def _optional_str(value: Any) -> bool:
-    return value is None or type(value) is str
 
 
 def _flat_parameters(value: Any) -> bool:
