@@ -21,7 +21,7 @@ from tests.unit.test_v2 import ERRORS as V2_ERRORS
 
 from ping import api, v2
 from ping.app import create_app, problem_response
-from ping.fastlane import FastLane
+from ping.fastlane import KNOWN_PATHS, FastLane
 from ping.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -152,3 +152,30 @@ def test_an_endpoint_that_needs_dependency_injection_is_refused() -> None:
             on_error=problem_response,
             enabled=True,
         )
+
+
+def test_remembered_paths_are_bounded_and_each_request_gets_its_own_parameters() -> None:
+    seen: list[str] = []
+
+    async def endpoint(request: Request, name: str) -> Response:
+        seen.append(name)
+        request.path_params["name"] = "changed by the endpoint"  # must not leak
+        return Response(name)
+
+    async def not_mine(scope: Scope, receive: Receive, send: Send) -> None:
+        await Response(status_code=404)(scope, receive, send)
+
+    lane = FastLane(
+        app=not_mine,
+        routes=[APIRoute("/things/{name}/do", endpoint, methods=["POST"])],
+        on_error=problem_response,
+        enabled=True,
+    )
+    client = TestClient(lane)
+    names = [f"n{i}" for i in range(KNOWN_PATHS + 10)]
+    answers = [client.post(f"/things/{name}/do").text for name in names * 2]
+
+    assert answers == names * 2  # past the bound too, and again once remembered
+    assert seen == names * 2
+    assert len(lane._known) == KNOWN_PATHS
+    assert client.post("/things/a/b/do").status_code == 404  # still not this route
