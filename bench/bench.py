@@ -9,7 +9,7 @@ keep-alive, 32 connections, a thrown-away warm-up, then a measured run, with
 single-row and 100-row bodies. It does that for Ping (``python -m ping``, default
 settings) and for the thin stack (``bench/thin.py``); Ping also takes the same rows on
 its V2 infer route, in the body KServe's client sends, its native and V2 routes taking
-turns in three slices each so that their ratio compares the same minutes. Every server
+turns second by second so that their ratio compares the same moments. Every server
 first answers a lone request (1 connection, 1 row); Ping does that with micro-batching
 on and off.
 The in-process floor (``predict`` alone, per call) is a reference. It prints a table,
@@ -100,7 +100,7 @@ SPEED_TARGETS = {  # (model, shape): (what is compared, minimum ratio Ping / thi
 CPU_TARGETS = {("logreg", "single"): 0.5}  # most CPU per request, Ping / thin stack
 LONE_P50_LIMIT = 1.0  # a lone request's p50, Ping / thin stack
 V2_LIMIT = 0.9  # least V2 req/s, as a share of Ping's native req/s on the same rows
-V2_SLICES = 3  # native and V2 take turns in this many slices each
+V2_SLICE_SECONDS = 1  # native and V2 take turns in slices this long (wrk takes whole seconds)
 RSS_LIMIT_MB = 150  # the iris model; the forest's trees are reported, not limited
 START_LIMIT_S = 1.0
 
@@ -482,16 +482,16 @@ def bench_model(
                         measure(server, model, shape, scripts[shape], CONNECTIONS, args.seconds)
                     )
                     continue
-                # Ping's native and V2 routes take turns, in V2_SLICES slices each, so that
-                # the V2 / native ratio compares the same minutes of this machine: run one
-                # after the other, drift between them (±10 % from one 5 s slice to the
-                # next on a VM) moved that ratio more than the routes' difference does.
+                # Ping's native and V2 routes take turns, second by second, so that the
+                # V2 / native ratio compares the same moments of this machine: this VM's
+                # speed drifts by ±20 % within seconds, and turns of 5 s still moved the
+                # ratio by ±5 %; with 1 s turns, native against native agreed within 0.5 %.
                 server.check(shape, expected[f"v2-{shape}"], v2_path, v2[shape])
                 log(f"ping {model} V2 {shape}: {args.warmup:g} s warm-up, taking turns")
                 wrk(server.port, v2_scripts[shape], CONNECTIONS, args.warmup, v2_path)
                 native: list[Run] = []
                 on_v2: list[Run] = []
-                for _ in range(V2_SLICES):
+                for _ in range(max(1, round(args.seconds / V2_SLICE_SECONDS))):
                     native.append(
                         measure(
                             server,
@@ -499,7 +499,7 @@ def bench_model(
                             shape,
                             scripts[shape],
                             CONNECTIONS,
-                            args.seconds / V2_SLICES,
+                            V2_SLICE_SECONDS,
                         )
                     )
                     on_v2.append(
@@ -509,7 +509,7 @@ def bench_model(
                             shape,
                             v2_scripts[shape],
                             CONNECTIONS,
-                            args.seconds / V2_SLICES,
+                            V2_SLICE_SECONDS,
                             label="ping-v2",
                             path=v2_path,
                         )
