@@ -353,9 +353,10 @@ def test_requests_with_company_are_batched_on_the_thread_even_for_a_quick_model(
     ]
 
 
-@pytest.mark.usefixtures("slow")
-def test_a_lone_request_to_a_slow_model_stays_on_the_thread(logreg: Model) -> None:
-    model, recorder = recording(logreg)
+def lone_requests(model: Model, *, max_wait_us: int = 0) -> tuple[int, list[int], Metrics]:
+    """Lone requests, one after another, past the calls that learn the model's speed: the
+    event loop's thread, the threads the model ran on, and the metrics."""
+    recorded, recorder = recording(model)
     inputs = [random_rows(1, seed=i) for i in range(INLINE_SAMPLES + 5)]
 
     async def scenario(batcher: MicroBatcher) -> int:
@@ -363,25 +364,23 @@ def test_a_lone_request_to_a_slow_model_stays_on_the_thread(logreg: Model) -> No
             await batcher.predict(rows)
         return threading.get_ident()
 
-    loop_thread, metrics = run(model, scenario, in_flight=lambda: 1)
+    loop_thread, metrics = run(recorded, scenario, max_wait_us=max_wait_us, in_flight=lambda: 1)
+    return loop_thread, recorder.threads, metrics
 
-    assert len(recorder.threads) == model_calls(metrics) == len(inputs)
-    assert loop_thread not in recorder.threads
+
+@pytest.mark.usefixtures("slow")
+def test_a_lone_request_to_a_slow_model_stays_on_the_thread(logreg: Model) -> None:
+    loop_thread, threads, metrics = lone_requests(logreg)
+
+    assert len(threads) == model_calls(metrics) == INLINE_SAMPLES + 5
+    assert loop_thread not in threads
 
 
 @pytest.mark.usefixtures("quick")
 def test_a_wait_bound_keeps_even_a_lone_quick_request_on_the_thread(logreg: Model) -> None:
-    model, recorder = recording(logreg)
-    inputs = [random_rows(1, seed=i) for i in range(INLINE_SAMPLES + 5)]
+    loop_thread, threads, _ = lone_requests(logreg, max_wait_us=1)
 
-    async def scenario(batcher: MicroBatcher) -> int:
-        for rows in inputs:
-            await batcher.predict(rows)
-        return threading.get_ident()
-
-    loop_thread, _ = run(model, scenario, max_wait_us=1, in_flight=lambda: 1)
-
-    assert loop_thread not in recorder.threads
+    assert loop_thread not in threads
 
 
 # --- through the HTTP stack -----------------------------------------------------------
