@@ -105,8 +105,8 @@ V2_LIMIT = 0.9  # least V2 req/s, as a share of Ping's native req/s on the same 
 V2_SLICE_SECONDS = 1  # native and V2 take turns in slices this long (wrk takes whole seconds)
 RSS_LIMIT_MB = 150  # the iris model; the forest's trees are reported, not limited
 START_LIMIT_S = 1.0
-# Process starts per server kind; their median is reported. One start on this VM took
-# anywhere from 0.66 to 1.10 s for the same Ping, and from 1.03 to 1.59 s for the thin stack.
+# Process starts per server kind; their median is reported. Within one session on this VM,
+# one start of the same Ping took 0.70-1.39 s, and of the thin stack 1.09-1.87 s.
 START_SAMPLES = 3
 
 
