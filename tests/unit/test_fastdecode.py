@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from ping.artifact import Column
 from ping.errors import PingError
-from ping.fastdecode import infer_rows, predict_rows
+from ping.fastdecode import InferRows, PredictRows, infer_rows, predict_rows
 from ping.inputs import InputSchema, request_input
 from ping.model import FLOAT32_MAX
 from ping.schemas import PredictRequest, V2InferRequest
@@ -258,18 +258,23 @@ def assert_same_matrix(fast: np.ndarray, strict: np.ndarray) -> None:
     assert fast.tobytes() == strict.tobytes()  # bit for bit: rounding, -0.0
 
 
+def strict_agrees(fast: PredictRows | InferRows, strict: Any, raw: bytes) -> Any:
+    """The strict path took the body the fast path took, to the same matrix: its body."""
+    assert strict is not None, f"the fast path took a body the strict path refuses: {raw!r}"
+    body, matrix = strict
+    assert_same_matrix(fast.matrix, matrix)
+    return body
+
+
 def check_predict(raw: bytes, max_rows: int) -> bool:
     """The property for one body; whether the fast path took it."""
     fast = predict_rows(raw, SCHEMA, max_rows=max_rows)
     if fast is None:
         return False
-    strict = strict_predict(raw, SCHEMA, max_rows)
-    assert strict is not None, f"the fast path took a body the strict path refuses: {raw!r}"
-    body, matrix = strict
+    body = strict_agrees(fast, strict_predict(raw, SCHEMA, max_rows), raw)
     assert fast.field == body.field
     assert fast.return_probabilities is body.return_probabilities
     assert fast.return_class_names is body.return_class_names
-    assert_same_matrix(fast.matrix, matrix)
     return True
 
 
@@ -277,11 +282,8 @@ def check_infer(raw: bytes, max_rows: int) -> bool:
     fast = infer_rows(raw, SCHEMA, max_rows=max_rows)
     if fast is None:
         return False
-    strict = strict_infer(raw, SCHEMA, max_rows)
-    assert strict is not None, f"the fast path took a body the strict path refuses: {raw!r}"
-    body, matrix = strict
+    body = strict_agrees(fast, strict_infer(raw, SCHEMA, max_rows), raw)
     assert (fast.id, fast.model_name, fast.outputs) == (body.id, body.model_name, body.outputs)
-    assert_same_matrix(fast.matrix, matrix)
     return True
 
 
