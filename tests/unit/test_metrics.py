@@ -203,6 +203,13 @@ def test_a_batched_burst_is_one_model_call_of_all_its_rows(scrape: Scrape) -> No
     assert 0 < call < sample(text, "ping_request_duration_seconds_sum", route="/predict")
 
 
+def test_every_class_is_exported_at_zero_until_predicted(scrape: Scrape) -> None:
+    # The traffic predicted setosa only; the other classes are there from the start, so
+    # that a rate() or an alert over them works before their first prediction.
+    for name in ("versicolor", "virginica"):
+        assert sample(scrape.text, "ping_predictions_total", class_name=name) == 0
+
+
 def test_in_flight_counts_the_queued_requests_and_the_scrape(scrape: Scrape) -> None:
     assert scrape.in_flight_during_burst == BATCH_ROWS  # 7 queued + the scrape itself
     assert sample(scrape.text, "ping_requests_in_flight") == 1  # the scrape alone
