@@ -10,8 +10,8 @@ keep-alive, 32 connections, a thrown-away warm-up, then a measured run, with
 single-row and 100-row bodies. It does that for Ping (``python -m ping``, default
 settings) and for the thin stack (``bench/thin.py``); Ping also takes the same rows on
 its V2 infer route, in the body KServe's client sends, its native and V2 routes taking
-turns second by second so that their ratio compares the same moments. Every server
-first answers a lone request (1 connection, 1 row); Ping does that with micro-batching
+turns second by second (30 turns each) so that their ratio compares the same moments.
+Every server first answers a lone request (1 connection, 1 row); Ping does that with micro-batching
 on and off.
 The in-process floor (``predict`` alone, per call) is a reference. It prints a table,
 every target (issue 14) with ok or MISSED, and writes everything as JSON under
@@ -103,6 +103,10 @@ CPU_TARGETS = {("logreg", "single"): 0.5}  # most CPU per request, Ping / thin s
 LONE_P50_LIMIT = 1.0  # a lone request's p50, Ping / thin stack
 V2_LIMIT = 0.9  # least V2 req/s, as a share of Ping's native req/s on the same rows
 V2_SLICE_SECONDS = 1  # native and V2 take turns in slices this long (wrk takes whole seconds)
+# Turns each, at least: one 1-s slice's CPU per request moves by ±10 % on this VM, native
+# against native (a standard deviation of 0.14 in the log of a pair's ratio over 20 pairs),
+# so 15 turns left the V2 share ±3.6 % (one sigma) and 30 leave it ±2.6 %.
+V2_TURNS = 30
 RSS_LIMIT_MB = 150  # the iris model; the forest's trees are reported, not limited
 START_LIMIT_S = 1.0
 # Process starts per server kind; their median is reported. Within one session on this VM,
@@ -496,37 +500,35 @@ def bench_model(
                     )
                     continue
                 # Ping's native and V2 routes take turns, second by second, so that the
-                # V2 / native ratio compares the same moments of this machine: this VM's
-                # speed drifts by ±20 % within seconds, and turns of 5 s still moved the
-                # ratio by ±5 %; with 1 s turns, native against native agreed within 0.5 %.
+                # V2 / native ratio compares the same moments of this machine (its speed
+                # drifts by ±20 % within seconds). Each pair of turns swaps who goes first
+                # (ABBA), so that neither route always follows the other.
                 server.check(shape, expected[f"v2-{shape}"], v2_path, v2[shape])
                 log(f"ping {model} V2 {shape}: {args.warmup:g} s warm-up, taking turns")
                 wrk(server.port, v2_scripts[shape], CONNECTIONS, args.warmup, v2_path)
-                native: list[Run] = []
-                on_v2: list[Run] = []
-                for _ in range(max(1, round(args.seconds / V2_SLICE_SECONDS))):
-                    native.append(
-                        measure(
-                            server,
-                            model,
-                            shape,
-                            scripts[shape],
-                            CONNECTIONS,
-                            V2_SLICE_SECONDS,
+                turns = {
+                    "ping": (scripts[shape], "/predict"),
+                    "ping-v2": (v2_scripts[shape], v2_path),
+                }
+                taken: dict[str, list[Run]] = {label: [] for label in turns}
+                turn_count = max(V2_TURNS, round(args.seconds / V2_SLICE_SECONDS))
+                for turn in range(turn_count):
+                    order = list(turns) if turn % 2 == 0 else list(reversed(turns))
+                    for label in order:
+                        script, path = turns[label]
+                        taken[label].append(
+                            measure(
+                                server,
+                                model,
+                                shape,
+                                script,
+                                CONNECTIONS,
+                                V2_SLICE_SECONDS,
+                                label=label,
+                                path=path,
+                            )
                         )
-                    )
-                    on_v2.append(
-                        measure(
-                            server,
-                            model,
-                            shape,
-                            v2_scripts[shape],
-                            CONNECTIONS,
-                            V2_SLICE_SECONDS,
-                            label="ping-v2",
-                            path=v2_path,
-                        )
-                    )
+                native, on_v2 = taken["ping"], taken["ping-v2"]
                 runs += [combine(native), combine(on_v2)]
             if kind == "ping":
                 results["access_log_lines"][model] = server.access_log_lines()
