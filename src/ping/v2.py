@@ -9,7 +9,7 @@ values as FP64, ``[rows, k]`` for k outputs) and, where the model has it,
 ``data``; the binary and shared-memory tensor extensions are refused with a 4xx.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -41,6 +41,8 @@ INPUT = "input-0"  # the name KServe's sklearn server gives its input; any name 
 _COLUMN_DATATYPES = {"number": "FP64", "integer": "INT64", "string": "BYTES", "boolean": "BOOL"}
 PREDICT = "predict"
 PREDICT_PROBA = "predict_proba"
+# What a model answers when no output is named, by whether it has predict_proba.
+_EVERY_OUTPUT = {False: (PREDICT,), True: (PREDICT, PREDICT_PROBA)}
 
 _PROBLEM = {"model": dict[str, Any], "content": {PROBLEM_JSON: {}}}
 _VERSION_PARAM = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -191,39 +193,44 @@ async def infer(request: Request, name: str) -> Response:
     answer: dict[str, Any] = {"model_name": meta.name, "model_version": meta.version}
     if body.id is not None:
         answer["id"] = body.id
-    answer["outputs"] = [_output_tensor(output, result, meta) for output in wanted]
+    answer["outputs"] = _output_tensors(wanted, result, meta)
     return json_response(answer)
 
 
-def _output_tensor(name: str, result: Prediction, meta: ModelMetadata) -> dict[str, Any]:
-    """One output tensor; numpy data is serialised by orjson, flat in row-major order."""
-    if name == PREDICT:
-        datatype = meta.outputs["predict"].datatype
-        labels = result.labels
-        data = labels.astype(np.int64, copy=False) if datatype == "INT64" else labels.ravel()
-        if datatype == "BYTES":
-            data = labels.tolist()
-        return {"name": name, "shape": list(labels.shape), "datatype": datatype, "data": data}
-    assert result.probabilities is not None  # asked for whenever predict_proba is wanted
-    probabilities = result.probabilities
-    return {
-        "name": name,
-        "shape": list(probabilities.shape),
-        "datatype": "FP64",
-        "data": probabilities.ravel(),
-    }
+def _output_tensors(
+    wanted: Sequence[str], result: Prediction, meta: ModelMetadata
+) -> list[dict[str, Any]]:
+    """The output tensors, in ``wanted`` order; numpy data is serialised by orjson, flat
+    in row-major order. One loop, not a call per tensor: this runs for every request."""
+    tensors = []
+    for name in wanted:
+        if name == PREDICT:
+            datatype = meta.outputs["predict"].datatype
+            values = result.labels
+            if datatype == "INT64":
+                data = values.astype(np.int64, copy=False)
+            elif datatype == "BYTES":
+                data = values.tolist()
+            else:
+                data = values.ravel()
+        else:
+            assert result.probabilities is not None  # asked for whenever predict_proba is
+            datatype, values = "FP64", result.probabilities
+            data = values.ravel()
+        tensors.append({"name": name, "shape": values.shape, "datatype": datatype, "data": data})
+    return tensors
 
 
-def _requested_outputs(body: V2InferRequest | InferRows, model: Model) -> list[str]:
+def _requested_outputs(body: V2InferRequest | InferRows, model: Model) -> Sequence[str]:
     """The output names to answer, in the order asked; all of them when none are named."""
-    available = [PREDICT, PREDICT_PROBA] if model.supports_probabilities else [PREDICT]
+    available = _EVERY_OUTPUT[model.supports_probabilities]
     if not body.outputs:
         return available
     wanted: list[str] = []
     for i, output in enumerate(body.outputs):
         field = f"outputs[{i}]"
         if output.name not in available:
-            reason = f"unknown output {output.name!r}; expected one of {available}"
+            reason = f"unknown output {output.name!r}; expected one of {list(available)}"
             raise InvalidInput.for_field(f"{field}.name", reason)
         if output.name in wanted:
             raise InvalidInput.for_field(
@@ -240,7 +247,9 @@ def _requested_outputs(body: V2InferRequest | InferRows, model: Model) -> list[s
 
 def _served_model(request: Request, name: str) -> Model:
     model = loaded_model(request)
-    _check_address(model.metadata, name, request.path_params.get("version"))
+    meta, version = model.metadata, request.scope["path_params"].get("version")
+    if name != meta.name or (version is not None and version != meta.version):
+        _check_address(meta, name, version)  # raises the 404 that says which
     return model
 
 
