@@ -247,14 +247,14 @@ def _requested_outputs(body: V2InferRequest | InferRows, model: Model) -> Sequen
 
 def _served_model(request: Request, name: str) -> Model:
     model = loaded_model(request)
-    meta, version = model.metadata, request.scope["path_params"].get("version")
-    if name != meta.name or (version is not None and version != meta.version):
-        _check_address(meta, name, version)  # raises the 404 that says which
+    _check_address(model.metadata, name, request.scope["path_params"].get("version"))
     return model
 
 
 def _check_address(meta: ModelMetadata, name: str, version: str | None) -> None:
     """404 unless the URL names the served model (and, if given, its version)."""
+    if name == meta.name and (version is None or version == meta.version):
+        return  # every request to the served model: one test
     if name != meta.name:
         reason = f"model {name!r} is not served here; this server serves {meta.name!r}"
         raise NotFound(reason, [FieldError("name", reason)])
