@@ -11,8 +11,8 @@ single-row and 100-row bodies. It does that for Ping (``python -m ping``, defaul
 settings) and for the thin stack (``bench/thin.py``); Ping also takes the same rows on
 its V2 infer route, in the body KServe's client sends, its native and V2 routes taking
 turns second by second (30 turns each) so that their ratio compares the same moments.
-Every server first answers a lone request (1 connection, 1 row); Ping does that with micro-batching
-on and off.
+Every server first answers a lone request (1 connection, 1 row); Ping does that with
+micro-batching on and off.
 The in-process floor (``predict`` alone, per call) is a reference. It prints a table,
 every target (issue 14) with ok or MISSED, and writes everything as JSON under
 ``bench/results/``. The exit code is 1 when a target is missed.
@@ -528,8 +528,7 @@ def bench_model(
                                 path=path,
                             )
                         )
-                native, on_v2 = taken["ping"], taken["ping-v2"]
-                runs += [combine(native), combine(on_v2)]
+                runs += [combine(taken[label]) for label in turns]
             if kind == "ping":
                 results["access_log_lines"][model] = server.access_log_lines()
         finally:
