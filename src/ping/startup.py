@@ -6,7 +6,8 @@ so the levers here are about imports and the garbage collector. Each was measure
 switching it off alone (iris model, ``python -m ping`` pinned to one core, medians of 5
 starts; all on: 0.66 s to the first answer, peak RSS 139 MB):
 
-- scipy.stats loads on first use (ping.lazy_stats): 0.19 s and 15 MB.
+- scipy.stats, optimize, integrate, interpolate and spatial load on first use
+  (ping.lazy_scipy): scipy.stats alone 0.19 s and 15 MB, the other four ~0.2 s.
 - The collector is paused from here until the model is loaded. While the heap grows to
   ~250,000 tracked objects, CPython runs full collections that find almost nothing
   (~7,000 objects, ~1 MB, which stay with the frozen heap): 0.03-0.1 s.
@@ -21,7 +22,7 @@ import gc
 import importlib.util
 import sys
 
-from ping import lazy_stats
+from ping import lazy_scipy
 
 # numpy submodules nothing on the serving path uses; anything that does use one
 # (an attribute access) loads it then, as importing it would have.
@@ -38,7 +39,7 @@ def prepare() -> None:
         _paused_gc = True
     for name in DEFERRED_MODULES:
         defer(name)
-    lazy_stats.defer()
+    lazy_scipy.defer()
     import_sklearn_without_pandas()
 
 

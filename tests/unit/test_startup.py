@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 import scipy.special
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -24,7 +25,7 @@ from tests.conftest import REPO
 from tests.unit.live_server import free_port
 from tests.unit.zoo import Specimen
 
-from ping import startup
+from ping import lazy_scipy, startup
 from ping.app import create_app
 from ping.artifact import is_trusted, skops_io
 from ping.settings import Settings
@@ -52,14 +53,14 @@ def probe():
         headers = {"Content-Type": "application/json"}
         request = urllib.request.Request(url + "/predict", body, headers)
         answer = json.load(urllib.request.urlopen(request, timeout=10))
-    lazy = {n: type(m).__name__ == "_LazyModule" for n, m in sys.modules.items()}
+    kinds = {n: type(m).__name__ for n, m in sys.modules.items()}
     report = {
         "predictions": answer["predictions"],
         "gc_enabled": gc.isenabled(),
         "frozen": gc.get_freeze_count(),
-        "deferred": {name: lazy.get(name) for name in ("numpy.f2py", "numpy.testing")},
+        "deferred": {n: kinds.get(n) == "_LazyModule" for n in ("numpy.f2py", "numpy.testing")},
         "imported": sorted(n for n in ("pandas", "sklearn.ensemble") if n in sys.modules),
-        "stats_deferred": type(sys.modules["scipy.stats"]).__name__ == "_Deferred",
+        "scipy_deferred": sorted(n for n, kind in kinds.items() if kind == "_Deferred"),
     }
     with open(os.environ["REPORT"], "w") as f:
         json.dump(report, f)
@@ -104,7 +105,7 @@ def test_serving_iris_resumes_gc_freezes_the_heap_and_leaves_unused_modules_unlo
     assert report["frozen"] > 10_000  # imports and the model, out of the collector's scans
     assert report["deferred"] == {"numpy.f2py": True, "numpy.testing": True}
     assert report["imported"] == []  # neither pandas nor sklearn.ensemble for a pipeline
-    assert report["stats_deferred"] is True
+    assert report["scipy_deferred"] == sorted(lazy_scipy.DEFERRED)
 
 
 def test_serving_a_forest_imports_what_it_needs_and_answers_like_sklearn(
@@ -117,26 +118,36 @@ def test_serving_a_forest_imports_what_it_needs_and_answers_like_sklearn(
     assert report["predictions"] == specimen.estimator.predict(rows).tolist()
     assert report["gc_enabled"] is True
     assert report["imported"] == ["sklearn.ensemble"]
-    assert report["stats_deferred"] is True
+    assert report["scipy_deferred"] == sorted(lazy_scipy.DEFERRED)
 
 
-def test_a_model_that_predicts_with_scipy_stats_loads_it_before_it_is_ready(
-    tmp_path: Path,
+# Normal quantiles are scipy.stats.norm.ppf at predict; an isotonic calibrator rebuilds its
+# scipy.interpolate.interp1d when it is loaded.
+NEEDS_SCIPY = {
+    "scipy.stats": lambda: make_pipeline(
+        QuantileTransformer(n_quantiles=50, output_distribution="normal"),
+        LogisticRegression(max_iter=1000),
+    ),
+    "scipy.interpolate": lambda: CalibratedClassifierCV(
+        LogisticRegression(max_iter=1000), method="isotonic"
+    ),
+}
+
+
+@pytest.mark.parametrize("needed", sorted(NEEDS_SCIPY))
+def test_a_model_that_needs_a_deferred_subpackage_loads_it_before_it_is_ready(
+    needed: str, tmp_path: Path
 ) -> None:
     from ping.package import package
 
     iris = load_iris()
-    # Its normal output is scipy.stats.norm.ppf of the quantiles: scipy.stats at predict.
-    model = make_pipeline(
-        QuantileTransformer(n_quantiles=50, output_distribution="normal"),
-        LogisticRegression(max_iter=1000),
-    ).fit(iris.data, iris.target)
-    package(model, tmp_path / "quantiles", name="quantiles")
+    model = NEEDS_SCIPY[needed]().fit(iris.data, iris.target)
+    package(model, tmp_path / "model", name="needs-scipy")
 
-    report = probe_server(tmp_path / "quantiles", iris.data.tolist(), tmp_path)
+    report = probe_server(tmp_path / "model", iris.data.tolist(), tmp_path)
 
     assert report["predictions"] == model.predict(iris.data).tolist()
-    assert report["stats_deferred"] is False
+    assert needed not in report["scipy_deferred"]
 
 
 def test_a_model_of_numpy_and_scipy_ufuncs_serves_without_skops_default_trust(
