@@ -1,21 +1,25 @@
 """The serving process's start-up: what it does before its heavy imports, and once its
 model is loaded.
 
-Start-up is import-bound (numpy, scipy, scikit-learn, FastAPI, skops: ~1,600 modules),
-so the levers here are about imports and the garbage collector. Each was measured by
-switching it off alone (iris model, ``python -m ping`` pinned to one core, medians of 5
-starts; all on: 0.66 s to the first answer, peak RSS 139 MB):
+Start-up is import-bound (numpy, scipy, scikit-learn, FastAPI, skops: ~1,400 modules),
+so the levers here are about imports and the garbage collector. The first ones were
+measured by switching each off alone (iris model, ``python -m ping`` pinned to one core,
+medians of 5 starts); the later ones by counting instructions from interpreter start to
+a loaded model (callgrind, PYTHONHASHSEED=0; ~3,550 million before them, for the iris
+pipeline), because this VM's timings move by ±40 % with the hour:
 
 - scipy.stats, optimize, integrate, interpolate and spatial load on first use
-  (ping.lazy_scipy): scipy.stats alone 0.19 s and 15 MB, the other four ~0.2 s.
+  (ping.lazy_scipy): scipy.stats alone 0.19 s and 15 MB, the other four ~1,000 million.
 - The collector is paused from here until the model is loaded. While the heap grows to
   ~250,000 tracked objects, CPython runs full collections that find almost nothing
   (~7,000 objects, ~1 MB, which stay with the frozen heap): 0.03-0.1 s.
 - numpy's ``f2py`` and ``testing`` load on first use. scipy imports every numpy
   submodule (``from numpy import *`` in scipy._lib.array_api_compat), and those two,
   unused while serving, cost 5 MB.
-- pandas is kept out of scikit-learn, which imports it whenever it is installed
-  (~0.2-0.4 s, ~30 MB); ping.inputs imports it when an artifact needs a DataFrame.
+- pandas and rich are kept out of scikit-learn, which imports them whenever they are
+  installed (``import_sklearn_without_extras``).
+- FastAPI's OpenAPI models are built by the first /openapi.json, not on import, and
+  pydantic.v1 is not imported at all: ~166 and ~75 million.
 """
 
 import gc
@@ -27,6 +31,8 @@ from ping import lazy_scipy
 # numpy submodules nothing on the serving path uses; anything that does use one
 # (an attribute access) loads it then, as importing it would have.
 DEFERRED_MODULES = ("numpy.f2py", "numpy.testing")
+# Optional packages scikit-learn imports when installed, and serving never uses.
+OPTIONAL_EXTRAS = ("pandas", "rich")
 
 _paused_gc = False
 
@@ -40,7 +46,11 @@ def prepare() -> None:
     for name in DEFERRED_MODULES:
         defer(name)
     lazy_scipy.defer()
-    import_sklearn_without_pandas()
+    import_sklearn_without_extras()
+    import_fastapi_with_lazy_openapi_models()
+    # FastAPI imports pydantic.v1 only to refuse v1 models (~75 million instructions, 2 %
+    # of a start); Ping has none, and with pydantic.v1 unimportable FastAPI skips the check.
+    sys.modules.setdefault("pydantic.v1", None)  # type: ignore[arg-type]
 
 
 def settle() -> None:
@@ -82,16 +92,51 @@ def defer(name: str) -> None:
     setattr(sys.modules[parent], child, module)
 
 
-def import_sklearn_without_pandas() -> None:
-    """Import scikit-learn without letting it import pandas, which it does whenever
-    pandas is installed (sklearn.utils.fixes), though it only needs pandas for a
-    DataFrame and finds that through ``sys.modules``. pandas costs the server ~0.2-0.4 s
-    of start-up and ~30 MB; ping.inputs imports it when an artifact needs a DataFrame.
+def import_sklearn_without_extras() -> None:
+    """Import scikit-learn without the optional packages it imports whenever they are
+    installed (``OPTIONAL_EXTRAS``), though serving never uses them:
+
+    - pandas (sklearn.utils.fixes): scikit-learn finds a DataFrame through ``sys.modules``
+      and needs nothing more. ~0.2-0.4 s and ~30 MB; ping.inputs imports pandas when an
+      artifact needs a DataFrame.
+    - rich (sklearn.callback, 1.9+), for the progress bars of a fit: ~95 million
+      instructions (callgrind), 2.7 % of a start. The image has no rich; a dev install has.
     """
-    if "pandas" in sys.modules or "sklearn" in sys.modules:
+    if "sklearn" in sys.modules:
         return
-    sys.modules["pandas"] = None  # type: ignore[assignment]  # `import pandas` fails here
+    blocked = [name for name in OPTIONAL_EXTRAS if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]  # `import name` fails here
     try:
-        import sklearn.utils.fixes  # noqa: F401
+        import sklearn.utils.fixes
+
+        if importlib.util.find_spec("sklearn.callback") is not None:
+            import sklearn.callback  # noqa: F401
     finally:
-        del sys.modules["pandas"]
+        for name in blocked:
+            del sys.modules[name]
+
+
+def import_fastapi_with_lazy_openapi_models() -> None:
+    """Import FastAPI with its OpenAPI document models built on first use.
+
+    FastAPI defines ~40 pydantic models for the OpenAPI document and builds their
+    validators on import: ~166 million instructions (callgrind), 4.7 % of a start. They are
+    used only when /openapi.json is first asked for, which builds them then. pydantic's
+    ``defer_build`` does this per model; its default for every model is switched on for
+    this one import only. Without that default (another pydantic), FastAPI imports as is.
+    """
+    if "fastapi" in sys.modules:
+        return
+    try:
+        from pydantic._internal._config import config_defaults
+    except ImportError:
+        config_defaults = {}
+    lazy = config_defaults.get("defer_build") is False
+    if lazy:
+        config_defaults["defer_build"] = True
+    try:
+        import fastapi  # noqa: F401
+    finally:
+        if lazy:
+            config_defaults["defer_build"] = False

@@ -25,8 +25,8 @@ import json, sys
 from ping import lazy_scipy
 {setup}
 lazy_scipy.defer()
-from ping.startup import import_sklearn_without_pandas
-import_sklearn_without_pandas()
+from ping.startup import import_sklearn_without_extras
+import_sklearn_without_extras()
 # What serving a linear model or a forest imports, and skops's sklearn.cluster, and more.
 import sklearn.linear_model, sklearn.ensemble, sklearn.cluster, sklearn.metrics
 import sklearn.covariance, sklearn.isotonic, sklearn.calibration, sklearn.preprocessing

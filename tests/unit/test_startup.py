@@ -53,13 +53,20 @@ def probe():
         headers = {"Content-Type": "application/json"}
         request = urllib.request.Request(url + "/predict", body, headers)
         answer = json.load(urllib.request.urlopen(request, timeout=10))
+    openapi_model = sys.modules["fastapi.openapi.models"].OpenAPI
+    built_before = openapi_model.__pydantic_complete__
+    document = json.load(urllib.request.urlopen(url + "/openapi.json", timeout=10))
     kinds = {n: type(m).__name__ for n, m in sys.modules.items()}
     report = {
+        "openapi_built": [built_before, openapi_model.__pydantic_complete__],
+        "openapi_has_predict": "/predict" in document["paths"],
         "predictions": answer["predictions"],
         "gc_enabled": gc.isenabled(),
         "frozen": gc.get_freeze_count(),
         "deferred": {n: kinds.get(n) == "_LazyModule" for n in ("numpy.f2py", "numpy.testing")},
-        "imported": sorted(n for n in ("pandas", "sklearn.ensemble") if n in sys.modules),
+        "imported": sorted(
+            n for n in ("pandas", "rich", "pydantic.v1", "sklearn.ensemble") if sys.modules.get(n)
+        ),
         "scipy_deferred": sorted(n for n, kind in kinds.items() if kind == "_Deferred"),
     }
     with open(os.environ["REPORT"], "w") as f:
@@ -106,6 +113,9 @@ def test_serving_iris_resumes_gc_freezes_the_heap_and_leaves_unused_modules_unlo
     assert report["deferred"] == {"numpy.f2py": True, "numpy.testing": True}
     assert report["imported"] == []  # neither pandas nor sklearn.ensemble for a pipeline
     assert report["scipy_deferred"] == sorted(lazy_scipy.DEFERRED)
+    # FastAPI's OpenAPI models are built by the first /openapi.json, which still answers.
+    assert report["openapi_built"] == [False, True]
+    assert report["openapi_has_predict"] is True
 
 
 def test_serving_a_forest_imports_what_it_needs_and_answers_like_sklearn(
