@@ -4,12 +4,13 @@ scikit-learn imports scipy.stats with its core (sklearn.utils.fixes), and scipy.
 scipy.integrate, scipy.interpolate and scipy.spatial with the modules that every model
 pulls in (linear models, metrics, and, through skops, sklearn.cluster), for fitting,
 scoring and a few transformers. Predicting with a pipeline or a forest calls none of them.
-Measured (iris, ``python -m ping`` pinned to one core, medians of 5 starts):
+Measured with the iris pipeline:
 
-- scipy.stats alone: 15 MB of peak RSS (154 -> 139 MB) and 0.19 s of start-up (0.85 -> 0.66 s);
-- the other four together: ~800 million of the ~4,350 million instructions from process start
-  to a loaded model (callgrind), ~0.2 s; each of them imports scipy.optimize, so deferring
-  only some of them saves nothing.
+- scipy.stats alone: 15 MB of peak RSS (154 -> 139 MB) and 0.19 s of start-up (0.85 -> 0.66 s;
+  ``python -m ping`` pinned to one core, medians of 5 starts);
+- the other four together: ~1,000 million of the ~4,560 million instructions from interpreter
+  start to a loaded, self-checked model (callgrind). Each of them imports scipy.optimize,
+  so deferring only some of them saves nothing.
 
 A stand-in module takes each one's place in ``sys.modules`` until something uses it:
 
@@ -21,8 +22,8 @@ A stand-in module takes each one's place in ``sys.modules`` until something uses
   runs without its package.
 
 The self-check predicts the artifact's sample at start-up, so a model whose predict needs one
-(QuantileTransformer's normal output needs scipy.stats, SplineTransformer's scipy.interpolate)
-loads it then, before it is ready.
+(QuantileTransformer's normal output needs scipy.stats, an isotonic calibrator
+scipy.interpolate) loads it then, before it is ready.
 """
 
 import importlib
@@ -45,7 +46,8 @@ DEFERRED: dict[str, tuple[str, ...]] = {
     "scipy.spatial": (),
     "scipy.spatial.distance": ("cdist", "pdist", "squareform"),
 }
-# What every linear model imports (sklearn.utils.optimize, 1.7+) from inside scipy.optimize.
+# What every linear model imports from inside scipy.optimize (sklearn.utils.optimize, or
+# sklearn.utils.fixes before scikit-learn 1.7).
 # From scipy 1.14 these two import only numpy, so they need not load the package; before
 # that, _linesearch imported scipy.optimize._minpack2, through the package.
 ALONE = ("scipy.optimize._linesearch", "scipy.optimize._dcsrch")
