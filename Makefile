@@ -50,6 +50,7 @@ run: $(VENV_STAMP) $(if $(filter $(DEFAULT_MODEL_DIR),$(patsubst %/,%,$(MODEL_DI
 	  echo "make run: no artifact in $(MODEL_DIR) ($(MODEL_DIR)/metadata.json not found)." >&2; \
 	  echo "Package a fitted estimator there: $(VENV)/bin/pingctl package MODEL_FILE --output $(MODEL_DIR)" >&2; \
 	  exit 2; }
+	@$(PY) -m compileall -q src  # as pip does an installed package; see make/bench.mk
 	PING_MODEL_DIR=$(MODEL_DIR) $(PY) -m ping
 
 .PHONY: lock

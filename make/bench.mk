@@ -10,8 +10,12 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 ##@ Performance
 
+# Both servers start from bytecode, as an installed package and the image do: under
+# PYTHONDONTWRITEBYTECODE (set here and in CI) each start would compile the sources again,
+# ~250 million instructions, 7 % of Ping's start.
 .PHONY: bench
-bench: $(VENV_STAMP) ## Benchmark Ping vs a thin ASGI app on 1 core, wrk on the other (~5 min; installs wrk).
+bench: $(VENV_STAMP) ## Benchmark Ping vs a thin ASGI app on 1 core, wrk on the other (~7 min; installs wrk).
 	@command -v wrk >/dev/null || { echo "bench: installing wrk with apt-get"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk >/dev/null; }
+	$(PY) -m compileall -q src bench
 	$(PY) bench/bench.py --logreg-dir $(BENCH_LOGREG_DIR) --forest-dir $(BENCH_FOREST_DIR) $(BENCH_ARGS)

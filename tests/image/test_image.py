@@ -459,6 +459,25 @@ def test_runtime_has_no_compilers_and_no_pip_in_the_venv(container: Container) -
     assert json.loads(docker("exec", container.id, "python", "-c", probe)) == []
 
 
+def test_ping_starts_from_bytecode_compiled_into_the_image(container: Container) -> None:
+    # The root filesystem is read-only and PYTHONDONTWRITEBYTECODE is set: a module without
+    # its .pyc here is compiled again at every start.
+    probe = (
+        "import importlib.util, json, pathlib, ping\n"
+        "root = pathlib.Path(ping.__file__).parent\n"
+        "print(json.dumps(sorted(p.name for p in root.glob('*.py')\n"
+        "    if not pathlib.Path(importlib.util.cache_from_source(str(p))).is_file())))"
+    )
+
+    assert json.loads(docker("exec", container.id, "python", "-c", probe)) == []
+
+
+def test_pydantic_v1_is_not_in_the_image(container: Container) -> None:
+    probe = "import importlib.util; print(importlib.util.find_spec('pydantic.v1') is None)"
+
+    assert docker("exec", container.id, "python", "-c", probe).strip() == "True"
+
+
 def test_port_is_published_on_loopback_only(container: Container) -> None:
     bindings = inspect(container.id, "container")["NetworkSettings"]["Ports"][f"{PORT}/tcp"]
 
