@@ -253,8 +253,6 @@ def _served_model(request: Request, name: str) -> Model:
 
 def _check_address(meta: ModelMetadata, name: str, version: str | None) -> None:
     """404 unless the URL names the served model (and, if given, its version)."""
-    if name == meta.name and (version is None or version == meta.version):
-        return  # every request to the served model: one test
     if name != meta.name:
         reason = f"model {name!r} is not served here; this server serves {meta.name!r}"
         raise NotFound(reason, [FieldError("name", reason)])
