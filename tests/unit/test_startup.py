@@ -25,7 +25,7 @@ from tests.conftest import REPO
 from tests.unit.live_server import free_port
 from tests.unit.zoo import Specimen
 
-from ping import lazy_scipy, startup
+from ping import lazy_scipy, lazy_sklearn, startup
 from ping.app import create_app
 from ping.artifact import is_trusted, skops_io
 from ping.settings import Settings
@@ -64,10 +64,10 @@ def probe():
         "gc_enabled": gc.isenabled(),
         "frozen": gc.get_freeze_count(),
         "deferred": {n: kinds.get(n) == "_LazyModule" for n in ("numpy.f2py", "numpy.testing")},
-        "imported": sorted(
-            n for n in ("pandas", "rich", "pydantic.v1", "sklearn.ensemble") if sys.modules.get(n)
-        ),
+        "imported": sorted(n for n in ("pandas", "rich", "pydantic.v1") if sys.modules.get(n)),
         "scipy_deferred": sorted(n for n, kind in kinds.items() if kind == "_Deferred"),
+        "sklearn_deferred": sorted(n for n, kind in kinds.items() if kind == "_Package"),
+        "ensemble_modules": sorted(n for n in sys.modules if n.startswith("sklearn.ensemble.")),
     }
     with open(os.environ["REPORT"], "w") as f:
         json.dump(report, f)
@@ -111,8 +111,10 @@ def test_serving_iris_resumes_gc_freezes_the_heap_and_leaves_unused_modules_unlo
     assert report["gc_enabled"] is True
     assert report["frozen"] > 10_000  # imports and the model, out of the collector's scans
     assert report["deferred"] == {"numpy.f2py": True, "numpy.testing": True}
-    assert report["imported"] == []  # neither pandas nor sklearn.ensemble for a pipeline
+    assert report["imported"] == []
     assert report["scipy_deferred"] == sorted(lazy_scipy.DEFERRED)
+    assert report["sklearn_deferred"] == sorted(lazy_sklearn.PACKAGES)
+    assert report["ensemble_modules"] == []  # skops's _BinMapper is not imported either
     # FastAPI's OpenAPI models are built by the first /openapi.json, which still answers.
     assert report["openapi_built"] == [False, True]
     assert report["openapi_has_predict"] is True
@@ -127,8 +129,15 @@ def test_serving_a_forest_imports_what_it_needs_and_answers_like_sklearn(
 
     assert report["predictions"] == specimen.estimator.predict(rows).tolist()
     assert report["gc_enabled"] is True
-    assert report["imported"] == ["sklearn.ensemble"]
+    assert report["imported"] == []
     assert report["scipy_deferred"] == sorted(lazy_scipy.DEFERRED)
+    # The forest's own modules, not gradient boosting, stacking or isolation forests.
+    assert report["ensemble_modules"] == [
+        "sklearn.ensemble._base",
+        "sklearn.ensemble._bootstrap",
+        "sklearn.ensemble._forest",
+    ]
+    assert report["sklearn_deferred"] == sorted(lazy_sklearn.PACKAGES)
 
 
 # Normal quantiles are scipy.stats.norm.ppf at predict; an isotonic calibrator rebuilds its
