@@ -29,6 +29,8 @@ import numpy as np
 import sklearn
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ping import lazy_sklearn
+
 METADATA_FILE = "metadata.json"
 FORMAT_VERSION = 2  # 1 was Ping 0.1's joblib-only metadata
 MODEL_FILES = {"skops": "model.skops", "joblib": "model.joblib"}
@@ -260,6 +262,13 @@ def skops_io() -> ModuleType:
     ``sklearn.ensemble`` (~2.5 MB that an iris pipeline does not need). Ping never relies
     on that list: it passes skops the file's own types that ``is_trusted`` accepts, which
     covers all of these (tests/unit/test_startup.py checks the ufuncs), so they are skipped.
+
+    skops also imports ``_DictWithDeprecatedKeys`` from sklearn.covariance._graph_lasso if
+    it is there; scikit-learn removed it in 1.2. The module imports linear models and model
+    selection, and through them scipy.linalg (~300 million instructions, 8 % of a start).
+    Where sklearn.covariance is deferred (ping.lazy_sklearn), nothing else imports it, so
+    it is skipped too. Should something need a skipped module after all, skops is imported
+    again without skipping anything.
     """
     if "skops.io" in sys.modules:
         return sys.modules["skops.io"]
@@ -271,12 +280,11 @@ def skops_io() -> ModuleType:
     listings = {module: vars(module).get("__dir__") for module in scanned}
     for module in listings:
         setattr(module, "__dir__", list)  # noqa: B010  # dir(module) is [] (PEP 562)
-    binning = "sklearn.ensemble._hist_gradient_boosting.binning"
-    blocked = binning not in sys.modules
-    if blocked:
-        sys.modules[binning] = None  # type: ignore[assignment]  # skops skips it on ImportError
+    skipped = ["sklearn.ensemble._hist_gradient_boosting.binning"]
+    if lazy_sklearn.is_deferred("sklearn.covariance"):
+        skipped.append("sklearn.covariance._graph_lasso")
     try:
-        import skops.io  # noqa: F401
+        return import_skipping("skops.io", skipped)
     finally:
         sklearn.utils.all_estimators = enumerate_all
         for module, listing in listings.items():
@@ -284,8 +292,25 @@ def skops_io() -> ModuleType:
                 delattr(module, "__dir__")
             else:
                 setattr(module, "__dir__", listing)  # noqa: B010
-        if blocked:
-            del sys.modules[binning]
+
+
+def import_skipping(name: str, skipped: Sequence[str]) -> ModuleType:
+    """Import module ``name`` with each module in ``skipped`` failing to import, for
+    code that imports them only to go without what fails. Should an import of one of
+    them fail anywhere else, ``name`` is imported again with nothing skipped; what did
+    import stays imported, and only what failed runs again."""
+    blocked = [module for module in skipped if module not in sys.modules]
+    for module in blocked:
+        sys.modules[module] = None  # type: ignore[assignment]  # `import module` fails
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        if exc.name not in blocked:
+            raise
+    finally:
+        for module in blocked:
+            del sys.modules[module]
+    return importlib.import_module(name)
     return sys.modules["skops.io"]
 
 

@@ -12,14 +12,22 @@ Measured with the iris pipeline:
   start to a loaded, self-checked model (callgrind). Each of them imports scipy.optimize,
   so deferring only some of them saves nothing.
 
+scipy.linalg, scipy.sparse.linalg and scipy.sparse.csgraph, which scikit-learn's core
+imports for solvers and graph routines, wait too. That pays only with scikit-learn's
+packages deferred (ping.lazy_sklearn), since most estimator packages import one of them
+whole, and with skops's import of sklearn.covariance._graph_lasso skipped
+(artifact.skops_io): then ~250 million instructions of ~3,000 (-8 %).
+
 A stand-in module takes each one's place in ``sys.modules`` until something uses it:
 
 - the names scikit-learn imports from it at module level (``DEFERRED``) are stand-ins that
   load the subpackage on their first call or attribute access, then act as the real ones;
+  a class stays a class for ``isinstance``, ``issubclass`` and subclassing, but it cannot
+  be caught, so no exception class is a stand-in;
 - any other attribute, or an import of a submodule (``scipy.stats.x``), loads the subpackage
   first and then gives the real thing, so a name missing from the table costs time, never
   correctness. The exception is a submodule in ``ALONE``: it imports nothing but numpy, and
-  runs without its package.
+  runs without its package (the BLAS and LAPACK for Cython, which trees call, are two).
 
 The self-check predicts the artifact's sample at start-up, so a model whose predict needs one
 (QuantileTransformer's normal output needs scipy.stats, an isotonic calibrator
@@ -45,12 +53,34 @@ DEFERRED: dict[str, tuple[str, ...]] = {
     "scipy.interpolate": ("BSpline",),
     "scipy.spatial": (),
     "scipy.spatial.distance": ("cdist", "pdist", "squareform"),
+    # Not LinAlgError: a stand-in cannot be caught. A module importing it loads scipy.linalg.
+    "scipy.linalg": (
+        "cho_solve",
+        "cholesky",
+        "eigh",
+        "norm",
+        "pinv",
+        "pinvh",
+        "qr",
+        "solve",
+        "solve_triangular",
+        "svd",
+    ),
+    "scipy.sparse.linalg": ("LinearOperator", "cg", "eigsh", "lobpcg", "lsqr", "svds"),
+    "scipy.sparse.csgraph": ("connected_components", "laplacian", "shortest_path"),
 }
-# What every linear model imports from inside scipy.optimize (sklearn.utils.optimize, or
-# sklearn.utils.fixes before scikit-learn 1.7).
-# From scipy 1.14 these two import only numpy, so they need not load the package; before
-# that, _linesearch imported scipy.optimize._minpack2, through the package.
-ALONE = ("scipy.optimize._linesearch", "scipy.optimize._dcsrch")
+# Modules that run without their package, from scipy 1.14: each imports only numpy.
+# - What every linear model imports from inside scipy.optimize (sklearn.utils.optimize, or
+#   sklearn.utils.fixes before scikit-learn 1.7). Before 1.14, _linesearch imported
+#   scipy.optimize._minpack2, through the package.
+# - The BLAS and LAPACK that scikit-learn's Cython modules call (sklearn.utils._cython_blas,
+#   the trees, the SGD losses skops imports): checked in 1.14.1's and 1.17's wheels.
+ALONE = (
+    "scipy.optimize._linesearch",
+    "scipy.optimize._dcsrch",
+    "scipy.linalg.cython_blas",
+    "scipy.linalg.cython_lapack",
+)
 ALONE_SINCE = (1, 14)
 
 
@@ -62,10 +92,24 @@ class _StandIn:
         self._name = name
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return getattr(load(self._package), self._name)(*args, **kwargs)
+        return self._real()(*args, **kwargs)
 
     def __getattr__(self, attribute: str) -> Any:
-        return getattr(getattr(load(self._package), self._name), attribute)
+        return getattr(self._real(), attribute)
+
+    # A class stays a class for what is done with it, but catching it: ``isinstance`` and
+    # ``issubclass`` (looked up on the stand-in's type), and a class statement's bases.
+    def __instancecheck__(self, instance: Any) -> bool:
+        return isinstance(instance, self._real())
+
+    def __subclasscheck__(self, subclass: type) -> bool:
+        return issubclass(subclass, self._real())
+
+    def __mro_entries__(self, bases: tuple[Any, ...]) -> tuple[type, ...]:
+        return (self._real(),)
+
+    def _real(self) -> Any:
+        return getattr(load(self._package), self._name)
 
     def __repr__(self) -> str:
         return f"<{self._package}.{self._name}, not loaded yet>"

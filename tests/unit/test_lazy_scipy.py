@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import scipy.integrate
 import scipy.interpolate
+import scipy.linalg
 import scipy.optimize
+import scipy.sparse.linalg
 import scipy.spatial.distance
 from scipy import stats
 from tests.conftest import REPO
@@ -22,15 +24,17 @@ pytestmark = pytest.mark.unit
 
 PRELUDE = """
 import json, sys
-from ping import lazy_scipy
+from ping import lazy_scipy, lazy_sklearn
 {setup}
 lazy_scipy.defer()
 from ping.startup import import_sklearn_without_extras
 import_sklearn_without_extras()
-# What serving a linear model or a forest imports, and skops's sklearn.cluster, and more.
-import sklearn.linear_model, sklearn.ensemble, sklearn.cluster, sklearn.metrics
-import sklearn.covariance, sklearn.isotonic, sklearn.calibration, sklearn.preprocessing
-import sklearn.gaussian_process, sklearn.manifold, sklearn.neighbors
+lazy_sklearn.defer()
+# What serving a linear classifier, a scaled pipeline or a forest imports, and skops.
+import sklearn.linear_model._logistic, sklearn.pipeline, sklearn.preprocessing._data
+import sklearn.ensemble._forest, sklearn.tree._classes
+from ping.artifact import skops_io
+skops_io()
 deferred = lambda: sorted(n for n in lazy_scipy.DEFERRED if lazy_scipy.is_deferred(n))
 out = {{"deferred_after_sklearn": deferred()}}
 """
@@ -59,7 +63,24 @@ out["loaded"] = sorted(
     )
 
     assert out["deferred_after_sklearn"] == sorted(lazy_scipy.DEFERRED)
-    assert out["loaded"] == sorted(lazy_scipy.ALONE)  # they ran without their package
+    # They ran without their package; no module here calls LAPACK from Cython.
+    assert out["loaded"] == sorted(set(lazy_scipy.ALONE) - {"scipy.linalg.cython_lapack"})
+
+
+def test_blas_and_lapack_for_cython_answer_without_scipy_linalg() -> None:
+    out = run(
+        """
+import numpy as np
+import scipy.linalg.cython_blas as blas, scipy.linalg.cython_lapack as lapack
+out["dot"] = blas._test_ddot(np.array([1.0, 2.0]), np.array([3.0, 4.0]))
+out["eps"] = lapack._test_dlamch(b"E")
+out["deferred_at_end"] = deferred()
+"""
+    )
+
+    assert out["dot"] == 11.0
+    assert out["eps"] == np.finfo(np.float64).eps / 2  # LAPACK's eps is the unit roundoff
+    assert out["deferred_at_end"] == sorted(lazy_scipy.DEFERRED)
 
 
 def test_the_names_scikit_learn_imported_answer_as_scipy_does() -> None:
@@ -74,6 +95,12 @@ from sklearn.calibration import minimize_scalar
 from sklearn.manifold._t_sne import pdist, squareform
 from sklearn.gaussian_process.kernels import cdist
 from sklearn.preprocessing._polynomial import BSpline
+from sklearn.utils.fixes import _sparse_linalg_cg as cg, laplacian
+from sklearn.utils.sparsefuncs import LinearOperator
+from sklearn.linear_model._base import lsqr
+from sklearn.utils.extmath import linalg  # the module, bound from the stand-in package
+from scipy.linalg import eigh, svd, cho_solve, cholesky
+from scipy.sparse.csgraph import connected_components
 out["gmean"] = float(gmean([1.0, 2.0, 4.0]))
 out["rankdata"] = rankdata([3.0, 1.0, 2.0, 1.0]).tolist()
 out["chi2"] = [float(chi2(3).isf(0.05)), float(chi2.isf(0.05, 3))]
@@ -85,6 +112,21 @@ out["distances"] = squareform(pdist([[0.0, 0.0], [3.0, 4.0]])).tolist()
 out["cdist"] = cdist([[0.0, 0.0]], [[3.0, 4.0], [6.0, 8.0]]).tolist()
 spline = BSpline.construct_fast(np.array([0.0, 0, 1, 1]), np.array([1.0, 3.0]), 1)
 out["spline"] = spline(np.array([0.25, 0.5])).tolist()
+spd = np.array([[4.0, 1.0], [1.0, 3.0]])
+out["cg"] = np.round(cg(spd, np.array([1.0, 2.0]))[0], 12).tolist()
+out["laplacian"] = laplacian(np.array([[0.0, 1.0], [1.0, 0.0]])).tolist()
+operator = LinearOperator((2, 2), matvec=lambda v: spd @ v)
+out["operator"] = [operator.matvec(np.array([1.0, 0.0])).tolist()]
+out["operator"].append(isinstance(operator, LinearOperator))
+class Scaled(LinearOperator):  # a class statement takes the real class as its base
+    pass
+out["subclass"] = [issubclass(Scaled, LinearOperator), Scaled.__mro__[1].__module__]
+out["lsqr"] = np.round(lsqr(spd, np.array([1.0, 2.0]))[0], 9).tolist()
+out["eigh"] = np.round(eigh(spd)[0], 12).tolist()
+out["svd"] = np.round(svd(spd, compute_uv=False), 12).tolist()
+out["cholesky"] = np.round(cho_solve((cholesky(spd, lower=True), True), [1.0, 2.0]), 12).tolist()
+out["norm"] = float(linalg.norm([3.0, 4.0]))
+out["components"] = int(connected_components(np.eye(3))[0])
 out["deferred_at_end"] = deferred()
 """,
         setup="import numpy as np",
@@ -105,6 +147,18 @@ out["deferred_at_end"] = deferred()
     assert out["cdist"] == distance.cdist([[0.0, 0.0]], [[3.0, 4.0], [6.0, 8.0]]).tolist()
     spline = scipy.interpolate.BSpline(np.array([0.0, 0, 1, 1]), np.array([1.0, 3.0]), 1)
     assert out["spline"] == spline(np.array([0.25, 0.5])).tolist()
+    spd = np.array([[4.0, 1.0], [1.0, 3.0]])
+    solved = np.round(np.linalg.solve(spd, [1.0, 2.0]), 12).tolist()
+    assert out["cg"] == np.round(scipy.sparse.linalg.cg(spd, [1.0, 2.0])[0], 12).tolist()
+    assert out["laplacian"] == [[1.0, -1.0], [-1.0, 1.0]]
+    assert out["operator"] == [[4.0, 1.0], True]
+    assert out["subclass"] == [True, scipy.sparse.linalg.LinearOperator.__module__]
+    assert out["lsqr"] == np.round(solved, 9).tolist()
+    assert out["eigh"] == np.round(scipy.linalg.eigh(spd)[0], 12).tolist()
+    assert out["svd"] == np.round(scipy.linalg.svd(spd, compute_uv=False), 12).tolist()
+    assert out["cholesky"] == solved
+    assert out["norm"] == 5.0
+    assert out["components"] == 3
     assert out["deferred_at_end"] == []
 
 

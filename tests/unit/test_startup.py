@@ -199,6 +199,56 @@ def test_every_ufunc_skops_trusts_by_default_ping_trusts_too() -> None:
     assert [name for name in listed if not is_trusted(name)] == []
 
 
+SKOPS_IN = """
+import json, sys
+from ping import startup
+startup.prepare()
+from ping.artifact import skops_io
+skops = skops_io()
+from skops.io import _sklearn
+print(json.dumps({
+    "imported": [name for name in json.loads(sys.argv[1]) if name in sys.modules],
+    "dict_with_deprecated_keys": _sklearn._DictWithDeprecatedKeys,
+    "round_trip": skops.loads(skops.dumps({"a": [1, 2]})),
+}))
+"""
+SKIPPING = """
+import json, sys
+from ping.artifact import import_skipping
+skops = import_skipping("skops.io", ["skops.io._audit"])
+print(json.dumps({
+    "audit": type(sys.modules["skops.io._audit"]).__name__,
+    "round_trip": skops.loads(skops.dumps({"a": [1, 2]})),
+}))
+"""
+
+
+def run_script(script: str, *args: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout.splitlines()[-1]))
+
+
+def test_skops_imports_without_the_modules_it_only_probes_for_a_name() -> None:
+    probed = ["sklearn.covariance._graph_lasso", "sklearn.ensemble._hist_gradient_boosting.binning"]
+
+    found = run_script(SKOPS_IN, json.dumps(probed))
+
+    assert found == {"imported": [], "dict_with_deprecated_keys": None, "round_trip": {"a": [1, 2]}}
+    # Skipping _graph_lasso changes nothing for skops: the name it wants is gone from it.
+    import sklearn.covariance._graph_lasso
+
+    assert not hasattr(sklearn.covariance._graph_lasso, "_DictWithDeprecatedKeys")
+
+
+def test_a_skipped_module_is_imported_after_all_when_something_needs_it() -> None:
+    found = run_script(SKIPPING)  # skops.io imports its _audit: skops is imported again
+
+    assert found == {"audit": "module", "round_trip": {"a": [1, 2]}}
+
+
 def test_the_in_process_app_leaves_the_collector_as_it_found_it(settings: Settings) -> None:
     assert gc.isenabled()
     with TestClient(create_app(settings)) as client:
