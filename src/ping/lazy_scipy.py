@@ -16,7 +16,8 @@ scipy.linalg, scipy.sparse.linalg and scipy.sparse.csgraph, which scikit-learn's
 imports for solvers and graph routines, wait too. That pays only with scikit-learn's
 packages deferred (ping.lazy_sklearn), since most estimator packages import one of them
 whole, and with skops's import of sklearn.covariance._graph_lasso skipped
-(artifact.skops_io): then ~250 million instructions of ~3,000 (-8 %).
+(artifact.skops_io): then 260-320 million instructions fewer (-9 %), with the bench's
+models.
 
 A stand-in module takes each one's place in ``sys.modules`` until something uses it:
 

@@ -10,7 +10,7 @@ pipeline), because this VM's timings move by ±40 % with the hour:
 
 - scipy.stats, optimize, integrate, interpolate and spatial load on first use
   (ping.lazy_scipy): scipy.stats alone 0.19 s and 15 MB, the other four ~1,000 million;
-  and so do scipy.linalg, sparse.linalg and sparse.csgraph, ~250 million (8 %) more.
+  and so do scipy.linalg, sparse.linalg and sparse.csgraph, 260-320 million (9 %) more.
 - The collector is paused from here until the model is loaded. While the heap grows to
   ~250,000 tracked objects, CPython runs full collections that find almost nothing
   (~7,000 objects, ~1 MB, which stay with the frozen heap): 0.03-0.1 s.
