@@ -162,6 +162,21 @@ out["deferred_at_end"] = deferred()
     assert out["deferred_at_end"] == []
 
 
+def test_a_stand_in_looks_its_name_up_once() -> None:
+    out = run(
+        """
+from sklearn.utils.fixes import laplacian
+graph = np.array([[0.0, 1.0], [1.0, 0.0]])
+first = laplacian(graph).tolist()
+lazy_scipy.load = None  # a second look-up would fail now
+out["again"] = laplacian(graph).tolist() == first
+""",
+        setup="import numpy as np",
+    )
+
+    assert out["again"] is True
+
+
 def test_a_submodule_import_loads_the_package_once_and_never_a_second_copy() -> None:
     out = run(
         """
