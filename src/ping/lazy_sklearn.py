@@ -17,8 +17,9 @@ for their own packages:
 - a name the ``__init__`` binds (``from sklearn.ensemble._forest import
   RandomForestClassifier``) is imported from that module on first access, and is the
   very object that module defines;
-- any other name is missing, as it would be from the real package before its submodule
-  is imported, so ``from sklearn.svm import _liblinear`` imports the submodule.
+- any other name that is a submodule's is that submodule, imported then: the real package
+  has as attributes the submodules its ``__init__`` imported;
+- anything else is missing.
 
 A package whose ``__init__`` does anything else (runs code, defines ``__getattr__``) is
 imported as usual; sklearn.model_selection is one, and the linear models import it.
@@ -33,6 +34,7 @@ import ast
 import importlib
 import importlib.util
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -54,37 +56,51 @@ PACKAGES = (
     "sklearn.tree",
 )
 
-# For each deferred package: each name its __init__ binds, and the module it comes from.
-_SOURCES: dict[str, dict[str, str]] = {}
+# Each name an __init__ binds, with the module it imports it from and its name there
+# (``from m import a as b`` binds ``b`` to ``m.a``).
+Bindings = dict[str, tuple[str, str]]
+# Those of each deferred package.
+_SOURCES: dict[str, Bindings] = {}
 
 
 class _Package(ModuleType):
     """A scikit-learn package whose ``__init__`` has not run (see the module docstring)."""
 
     def __getattr__(self, name: str) -> Any:  # only for what it does not have yet
-        source = _SOURCES.get(self.__name__, {}).get(name)
-        if source is None:
-            raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
+        binding = _SOURCES.get(self.__name__, {}).get(name)
+        if binding is None:
+            return self._submodule(name)
+        source, original = binding
         if source == self.__name__:  # ``from package import submodule``
-            return importlib.import_module(f"{source}.{name}")  # which sets it here
-        value = _import_from(source, name)
+            value = importlib.import_module(f"{source}.{original}")
+        else:
+            value = _import_from(source, original)
         setattr(self, name, value)
         return value
 
     def __dir__(self) -> list[str]:
         return sorted(set(vars(self)) | set(_SOURCES.get(self.__name__, {})))
 
+    def _submodule(self, name: str) -> ModuleType:
+        full = f"{self.__name__}.{name}"
+        if name.startswith("__") or importlib.util.find_spec(full) is None:
+            raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
+        return importlib.import_module(full)  # which sets it here too
 
-def defer() -> None:
-    """Put a ``_Package`` in place of each package in ``PACKAGES`` that is not imported
-    yet and only binds names in its ``__init__``. Needs scikit-learn imported."""
-    for name in PACKAGES:
+
+def defer(packages: Sequence[str] = PACKAGES) -> None:
+    """Put a ``_Package`` in place of each of ``packages`` that is not imported yet and
+    only binds names in its ``__init__``. Needs their parent packages imported."""
+    for name in packages:
         if name in sys.modules:
             continue
         spec = importlib.util.find_spec(name)
-        if spec is None or spec.origin is None:
+        if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+            continue  # not a package with a source __init__ (bytecode only): as usual
+        try:
+            init = ast.parse(Path(spec.origin).read_bytes(), spec.origin)
+        except (OSError, SyntaxError, ValueError):
             continue
-        init = ast.parse(Path(spec.origin).read_bytes(), spec.origin)
         bindings = reexports(init, name)
         if bindings is None:
             continue
@@ -106,10 +122,12 @@ def is_deferred(name: str) -> bool:
     return isinstance(sys.modules.get(name), _Package)
 
 
-def reexports(init: ast.Module, package: str) -> tuple[dict[str, str], list[str] | None] | None:
-    """What a package's ``__init__`` binds: each name with the module it imports it from,
-    and its literal ``__all__`` if it has one. None if it does anything else."""
-    sources: dict[str, str] = {}
+def reexports(init: ast.Module, package: str) -> tuple[Bindings, list[str] | None] | None:
+    """What a package's ``__init__`` binds: each name with the module it imports it from
+    and its name there, and its literal ``__all__`` if it has one. None if it does anything
+    else, or imports from outside its top-level package."""
+    inside = package.partition(".")[0] + "."
+    sources: Bindings = {}
     exported: list[str] | None = None
     for index, statement in enumerate(init.body):
         if index == 0 and isinstance(statement, ast.Expr) and _is_text(statement.value):
@@ -117,18 +135,21 @@ def reexports(init: ast.Module, package: str) -> tuple[dict[str, str], list[str]
         if isinstance(statement, ast.ImportFrom):
             relative = "." * statement.level + (statement.module or "")
             source = importlib.util.resolve_name(relative, package) if statement.level else relative
-            if not source.startswith("sklearn.") or any(a.name == "*" for a in statement.names):
+            if not source.startswith(inside) or any(a.name == "*" for a in statement.names):
                 return None
             for alias in statement.names:
-                sources[alias.asname or alias.name] = source
+                sources[alias.asname or alias.name] = (source, alias.name)
             continue
         if isinstance(statement, ast.Assign) and [
             getattr(target, "id", None) for target in statement.targets
         ] == ["__all__"]:
             try:
-                exported = list(ast.literal_eval(statement.value))
-            except ValueError:
+                names = ast.literal_eval(statement.value)
+            except (ValueError, TypeError, SyntaxError):
                 return None
+            if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+                return None
+            exported = list(names)
             continue
         return None
     return sources, exported
