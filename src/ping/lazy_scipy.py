@@ -97,7 +97,19 @@ class _StandIn:
         return self._real()(*args, **kwargs)
 
     def __getattr__(self, attribute: str) -> Any:
+        if attribute in ("_package", "_name", "_value"):  # one made without __init__ (copy)
+            raise AttributeError(attribute)
         return getattr(self._real(), attribute)
+
+    # A copy, or a pickle, is of the real one.
+    def __copy__(self) -> Any:
+        return self._real()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return self._real()
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        return _real_name, (self._package, self._name)
 
     # A class stays a class for what is done with it, but catching it: ``isinstance`` and
     # ``issubclass`` (looked up on the stand-in's type), and a class statement's bases.
@@ -116,7 +128,14 @@ class _StandIn:
         return self._value
 
     def __repr__(self) -> str:
+        if self._value is not None:
+            return repr(self._value)
         return f"<{self._package}.{self._name}, not loaded yet>"
+
+
+def _real_name(package: str, name: str) -> Any:
+    """What a pickled stand-in is loaded as: the real one."""
+    return getattr(load(package), name)
 
 
 class _Deferred(ModuleType):

@@ -177,6 +177,25 @@ out["again"] = laplacian(graph).tolist() == first
     assert out["again"] is True
 
 
+def test_a_copy_or_a_pickle_of_a_stand_in_is_the_real_one() -> None:
+    out = run(
+        """
+import copy, pickle
+from sklearn.utils.fixes import laplacian
+out["before"] = repr(laplacian)
+real = lazy_scipy.load("scipy.sparse.csgraph").laplacian
+out["copies"] = [copy.copy(laplacian) is real, copy.deepcopy(laplacian) is real]
+out["pickled"] = pickle.loads(pickle.dumps(laplacian)) is real
+out["after"] = repr(laplacian) == repr(real)
+"""
+    )
+
+    assert out["before"] == "<scipy.sparse.csgraph.laplacian, not loaded yet>"
+    assert out["copies"] == [True, True]
+    assert out["pickled"] is True
+    assert out["after"] is True
+
+
 def test_a_submodule_import_loads_the_package_once_and_never_a_second_copy() -> None:
     out = run(
         """
