@@ -310,7 +310,15 @@ def import_skipping(name: str, skipped: Sequence[str]) -> ModuleType:
     finally:
         for module in blocked:
             del sys.modules[module]
-    return importlib.import_module(name)
+    imported = importlib.import_module(name)
+    # The first try set the submodules it imported on the package it made, which failed:
+    # the one that did import gets them too, as an import in one go would have set them.
+    for loaded_name, loaded in list(sys.modules.items()):
+        parent, _, child = loaded_name.rpartition(".")
+        package = sys.modules.get(parent) if f"{parent}.".startswith(f"{name}.") else None
+        if loaded is not None and package is not None and child not in vars(package):
+            setattr(package, child, loaded)
+    return imported
 
 
 def _load_skops(path: Path, trusted_types: Sequence[str]) -> Any:
