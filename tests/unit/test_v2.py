@@ -5,14 +5,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import numpy as np
+import orjson
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from sklearn.datasets import load_iris
 from tests.conftest import SEED_ROW
 
 from ping.app import create_app
 from ping.settings import Settings
+from ping.v2 import SHORT_TENSOR, _numbers
 
 pytestmark = pytest.mark.unit
 
@@ -184,6 +190,44 @@ def test_infer_answers_labels_and_probabilities_typed_and_shaped(
     assert matrix.sum(axis=1) == pytest.approx([1.0, 1.0, 1.0])
     assert matrix.argmax(axis=1).tolist() == labels["data"]
     assert matrix.tolist() == [list(p.values()) for p in expected["probabilities"]]
+
+
+@pytest.mark.parametrize("n_rows", [1, 5, 6, 40])
+def test_infer_answers_every_bit_of_the_models_outputs(client: TestClient, n_rows: int) -> None:
+    """Up to SHORT_TENSOR values an output is written from a list, beyond it from the
+    array: 5 rows' 15 probabilities and 6 rows' 18 fall either side."""
+    model = client.app.state.model  # type: ignore[attr-defined]
+    rows = IRIS.data[np.arange(n_rows) * 3 % len(IRIS.data)]
+
+    response = client.post(INFER, json=infer_body(rows.ravel().tolist(), [n_rows, 4]))
+
+    assert response.status_code == 200
+    answer = outputs(response.json())
+    estimator = model.estimator
+    assert answer["predict"]["data"] == estimator.predict(rows).tolist()
+    # json gives back the very float64 that was written (shortest round-trip repr).
+    assert answer["predict_proba"]["data"] == estimator.predict_proba(rows).ravel().tolist()
+    assert answer["predict_proba"]["shape"] == [n_rows, 3]
+
+
+finite = st.floats(allow_nan=False, allow_infinity=False)
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@given(
+    arrays=st.one_of(
+        hnp.arrays(np.float64, hnp.array_shapes(max_dims=2, max_side=24), elements=finite),
+        hnp.arrays(np.float64, st.integers(1, 40)),  # NaN, infinities and -0.0 as well
+        hnp.arrays(hnp.integer_dtypes(endianness="="), hnp.array_shapes(max_dims=2, max_side=24)),
+    )
+)
+def test_short_tensors_are_written_as_the_same_bytes_as_arrays(arrays: np.ndarray) -> None:
+    numbers = _numbers(arrays)
+
+    assert isinstance(numbers, list) == (arrays.size <= SHORT_TENSOR)
+    assert orjson.dumps(numbers, option=orjson.OPT_SERIALIZE_NUMPY) == orjson.dumps(
+        arrays, option=orjson.OPT_SERIALIZE_NUMPY
+    )
 
 
 def test_flat_and_nested_data_give_the_same_answer(client: TestClient) -> None:
