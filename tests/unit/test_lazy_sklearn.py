@@ -31,12 +31,37 @@ from ping.settings import Settings
 
 pytestmark = pytest.mark.unit
 
+# Both scripts below start with this: ``in_fork(compute)`` runs ``compute`` in a fork of
+# the script's process and gives back its JSON value, or ``{"error": ...}`` if it raised.
+IN_A_FORK = """
+import json, os
+
+def in_fork(compute):
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        try:
+            found = compute()
+        except BaseException as exc:
+            found = {"error": f"{type(exc).__name__}: {exc}"}
+        os.write(write, json.dumps(found).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        found = json.loads(pipe.read())
+    os.waitpid(pid, 0)
+    return found
+"""
+
 # Each group of names comes from one module. Each group is resolved in its own fork of a
 # serving process that has imported nothing of the deferred packages, so every module is
 # the first one imported at least once: an import cycle that the real __init__'s order
 # happens to avoid would show here as an error.
-RESOLVE_EACH_FIRST = """
-import json, os, sys
+RESOLVE_EACH_FIRST = (
+    IN_A_FORK
+    + """
+import sys
 from ping import lazy_sklearn, startup
 startup.prepare()
 groups = json.loads(os.environ["GROUPS"])
@@ -44,26 +69,13 @@ def describe(value):
     if type(value).__name__ in ("module", "_Package"):
         return "module " + value.__name__
     return f"{getattr(value, '__module__', None)}.{getattr(value, '__qualname__', '')}"
-results = {}
-for source, names in groups.items():
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read)
-        try:
-            found = {f"{p}.{n}": describe(getattr(sys.modules[p], n)) for p, n in names}
-            packages = {p for p, n in names}
-            found["still deferred"] = all(lazy_sklearn.is_deferred(p) for p in packages)
-        except BaseException as exc:
-            found = {"error": f"{type(exc).__name__}: {exc}"}
-        os.write(write, json.dumps(found).encode())
-        os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as pipe:
-        results[source] = json.loads(pipe.read())
-    os.waitpid(pid, 0)
-print(json.dumps(results))
+def resolve(names):
+    found = {f"{p}.{n}": describe(getattr(sys.modules[p], n)) for p, n in names}
+    found["still deferred"] = all(lazy_sklearn.is_deferred(p) for p, _ in names)
+    return found
+print(json.dumps({source: in_fork(lambda: resolve(names)) for source, names in groups.items()}))
 """
+)
 
 
 def init_of(package: str) -> ast.Module:
@@ -245,33 +257,23 @@ def test_aliases_and_submodules_resolve_as_the_real_package_gives_them(tmp_path:
 
 # Each model is loaded, self-checked and asked in its own fork of a serving process, so
 # that its modules are the first of the deferred packages imported.
-ANSWER_EACH_MODEL = """
-import json, os
+ANSWER_EACH_MODEL = (
+    IN_A_FORK
+    + """
 from pathlib import Path
 from ping import startup
 startup.prepare()
 from ping.check import answer_for, self_check
 from ping.model import load_model
-answers = {}
-for name, (model_dir, request, trusted, pickled) in json.loads(os.environ["CASES"]).items():
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read)
-        try:
-            model = load_model(Path(model_dir), trusted_types=trusted, allow_pickle=pickled)
-            self_check(model)
-            found = answer_for(model, request)
-        except BaseException as exc:
-            found = f"{type(exc).__name__}: {exc}"
-        os.write(write, json.dumps(found).encode())
-        os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as pipe:
-        answers[name] = json.loads(pipe.read())
-    os.waitpid(pid, 0)
-print(json.dumps(answers))
+def answer(model_dir, request, trusted, pickled):
+    model = load_model(Path(model_dir), trusted_types=trusted, allow_pickle=pickled)
+    self_check(model)
+    return answer_for(model, request)
+cases = json.loads(os.environ["CASES"])
+print(json.dumps({name: in_fork(lambda: answer(*case)) for name, case in cases.items()}))
 """
+)
+
 HIST_TREES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
 # Beyond the zoo: estimators from the other deferred packages, ones whose predict calls the
 # scipy.linalg stand-ins (a Gaussian process), the boosting the skipped binning module is
