@@ -2,9 +2,6 @@
 is, everything behaves as if it had been imported at the start. Each case runs in a fresh
 interpreter, since this one imported all of scipy long ago."""
 
-import json
-import subprocess
-import sys
 from typing import Any
 
 import numpy as np
@@ -16,7 +13,7 @@ import scipy.optimize
 import scipy.sparse.linalg
 import scipy.spatial.distance
 from scipy import stats
-from tests.conftest import REPO
+from tests.unit.scripts import run_json
 
 from ping import lazy_scipy
 
@@ -41,15 +38,7 @@ out = {{"deferred_after_sklearn": deferred()}}
 
 
 def run(script: str, setup: str = "") -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-c", PRELUDE.format(setup=setup) + script + "\nprint(json.dumps(out))"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    return dict(json.loads(done.stdout.splitlines()[-1]))
+    return dict(run_json(PRELUDE.format(setup=setup) + script + "\nprint(json.dumps(out))"))
 
 
 def test_importing_scikit_learn_leaves_every_deferred_subpackage_unloaded() -> None:

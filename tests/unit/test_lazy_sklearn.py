@@ -6,8 +6,6 @@ import ast
 import importlib
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.svm import SVC
 from tests.conftest import REPO
+from tests.unit.scripts import run_json
 from tests.unit.zoo import Specimen
 
 from ping import lazy_sklearn
@@ -109,17 +108,12 @@ def test_every_name_resolves_to_what_the_real_package_gives_whatever_is_imported
             expected[f"{package}.{name}"] = describe(getattr(real, name))
     assert len(expected) > 200  # every estimator of twelve packages
 
-    done = subprocess.run(
-        [sys.executable, "-c", RESOLVE_EACH_FIRST],
-        env={**os.environ, "GROUPS": json.dumps(groups), "OPENBLAS_NUM_THREADS": "1"},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    results = run_json(
+        RESOLVE_EACH_FIRST,
+        env={"GROUPS": json.dumps(groups), "OPENBLAS_NUM_THREADS": "1"},
         timeout=300,
     )
-    assert done.returncode == 0, done.stderr
 
-    results = json.loads(done.stdout.splitlines()[-1])
     errors = {source: found["error"] for source, found in results.items() if "error" in found}
     assert errors == {}
     assert all(found.pop("still deferred") for found in results.values())
@@ -145,11 +139,7 @@ print(json.dumps({
     "doc": sklearn.ensemble.__doc__.splitlines()[0],
 }))
 """
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    found = json.loads(done.stdout.splitlines()[-1])
+    found = run_json(script)
 
     import sklearn.ensemble
 
@@ -239,14 +229,9 @@ def test_aliases_and_submodules_resolve_as_the_real_package_gives_them(tmp_path:
     for relative, text in DEMO.items():
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_text(text)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO / "src")])}
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO / "src")])}
 
-    done = subprocess.run(
-        [sys.executable, "-c", DEMO_SCRIPT], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-
-    assert json.loads(done.stdout.splitlines()[-1]) == {
+    assert run_json(DEMO_SCRIPT, env=env, timeout=60) == {
         "deferred": True,
         "values": ["a", "c", "h", "e", "d"],
         "star": ["B", "assist"],
@@ -325,14 +310,4 @@ def test_every_model_answers_in_a_serving_process_as_with_whole_packages(
         for name, (model_dir, request, trusted, pickled) in cases.items()
     }
 
-    done = subprocess.run(
-        [sys.executable, "-c", ANSWER_EACH_MODEL],
-        env={**os.environ, "CASES": json.dumps(cases)},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-
-    assert json.loads(done.stdout.splitlines()[-1]) == expected
+    assert run_json(ANSWER_EACH_MODEL, env={"CASES": json.dumps(cases)}, timeout=300) == expected

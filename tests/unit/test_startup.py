@@ -23,6 +23,7 @@ from sklearn.preprocessing import FunctionTransformer, QuantileTransformer
 from starlette.testclient import TestClient
 from tests.conftest import REPO
 from tests.unit.live_server import free_port
+from tests.unit.scripts import run_json
 from tests.unit.zoo import Specimen
 
 from ping import lazy_scipy, lazy_sklearn, startup
@@ -229,18 +230,10 @@ print(json.dumps({
 """
 
 
-def run_script(script: str, *args: str) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-c", script, *args], cwd=REPO, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    return dict(json.loads(done.stdout.splitlines()[-1]))
-
-
 def test_skops_imports_without_the_modules_it_only_probes_for_a_name() -> None:
     probed = ["sklearn.covariance._graph_lasso", "sklearn.ensemble._hist_gradient_boosting.binning"]
 
-    found = run_script(SKOPS_IN, json.dumps(probed))
+    found = run_json(SKOPS_IN, json.dumps(probed))
 
     assert found == {"imported": [], "dict_with_deprecated_keys": None, "round_trip": {"a": [1, 2]}}
     # Skipping _graph_lasso changes nothing for skops: the name it wants is gone from it.
@@ -252,7 +245,7 @@ def test_skops_imports_without_the_modules_it_only_probes_for_a_name() -> None:
 # skops.io imports _audit before anything else, and _quantile_forest after its other parts.
 @pytest.mark.parametrize("skipped", ["skops.io._audit", "skops.io._quantile_forest"])
 def test_a_skipped_module_is_imported_after_all_when_something_needs_it(skipped: str) -> None:
-    found = run_script(SKIPPING, skipped)
+    found = run_json(SKIPPING, skipped)
 
     assert found == {"skipped": "module", "submodules": True, "round_trip": {"a": [1, 2]}}
 
